@@ -1,0 +1,36 @@
+//! Operations routes: liveness, readiness, and the JSON 404/405 of the admin listener.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::AdminError;
+use super::Admin;
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the index is loaded and the sink takes writes.
+pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
+    if !admin.index.is_loaded() {
+        return Err(AdminError::Unavailable("the key index is not loaded yet".into()));
+    }
+    if !admin.sink.is_writable() {
+        return Err(AdminError::Unavailable("the event sink refuses writes".into()));
+    }
+    Ok(Json(json!({"status": "ready", "version": admin.index.version()})))
+}
+
+/// Unknown admin path.
+pub async fn not_found() -> AdminError {
+    AdminError::NotFound("no such route".into())
+}
+
+/// Known admin path, wrong method.
+pub async fn method_not_allowed() -> AdminError {
+    AdminError::MethodNotAllowed
+}

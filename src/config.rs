@@ -1,0 +1,459 @@
+//! Settings: the TOML file, `INTAKE_<SECTION>__<KEY>` environment overrides, defaults
+//! and validation. Everything is checked before anything starts, and every problem is
+//! reported at once, each on one line naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given and the file exists.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+/// Prefix of the environment overrides; `__` separates section and key.
+const ENV_PREFIX: &str = "INTAKE_";
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The public listener SDKs and webhooks post to.
+    pub ingest: IngestConfig,
+    /// The key-management listener.
+    pub admin: AdminConfig,
+    /// Where workspaces, connections and keys live.
+    pub store: StoreConfig,
+    /// Where accepted events go.
+    pub sink: SinkConfig,
+    /// Per-key and per-IP request budgets on the ingest listener.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Address to bind; port 0 picks a free port (the bound one is logged).
+    pub listen: String,
+    /// Cap on a request body, measured after decompression.
+    pub max_request_bytes: usize,
+    /// Cap on one event's JSON.
+    pub max_event_bytes: usize,
+    /// Origins allowed by CORS; `["*"]` allows all.
+    pub cors_origins: Vec<String>,
+    /// CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a client may take to send its request headers (slowloris guard).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send its request body.
+    pub body_read_timeout_secs: u64,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: String,
+    /// An operator API key created at start-up when missing.
+    pub bootstrap_api_key: Option<String>,
+    /// CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Which store backs the key index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// redb file under `data_dir`: one node, no server.
+    Embedded,
+    /// A shared Redis: many nodes.
+    Redis,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Which store to use.
+    pub backend: StoreBackend,
+    /// Root of everything intake writes locally.
+    pub data_dir: PathBuf,
+    /// Redis URL for the redis backend.
+    pub redis_url: String,
+    /// Full reload period, a safety net behind the change feed.
+    pub resync_interval_secs: u64,
+}
+
+/// Which sink receives accepted events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkBackend {
+    /// NDJSON segments under `<data_dir>/events`.
+    Log,
+    /// A Redis stream.
+    Redis,
+}
+
+/// `[sink]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Which sink to use.
+    pub backend: SinkBackend,
+    /// Stream name for the redis sink.
+    pub stream: String,
+    /// Spool for the redis sink; defaults to `<data_dir>/spool`.
+    pub spool_dir: Option<PathBuf>,
+    /// A log segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per write key; 0 turns the limit off.
+    pub per_key_per_second: u32,
+    /// Requests a write key may send at once before the rate applies.
+    pub per_key_burst: u32,
+    /// Requests per second per client address; 0 = off.
+    pub per_ip_per_second: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_request_bytes: 512_000,
+            max_event_bytes: 32_768,
+            cors_origins: vec!["*".into()],
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+            bootstrap_api_key: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            data_dir: PathBuf::from("data"),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            resync_interval_secs: 300,
+        }
+    }
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            backend: SinkBackend::Log,
+            stream: "intake:events".into(),
+            spool_dir: None,
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_key_per_second: 1000,
+            per_key_burst: 2000,
+            per_ip_per_second: 0,
+        }
+    }
+}
+
+/// Every problem found in a configuration, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the file (the explicit one, or the default when present), applies the
+    /// environment overrides and validates the result.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match explicit {
+            Some(path) => read_table(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                read_table(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let setting = e.path().to_string();
+                ConfigError(vec![format!("{setting}: {}", describe_toml_error(e.inner()))])
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: addresses, URLs, CIDRs, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("ingest.listen", &self.ingest.listen),
+            ("admin.listen", &self.admin.listen),
+        ] {
+            if value.parse::<SocketAddr>().is_err() {
+                problems.push(format!(
+                    "{name}: `{value}` is not an address like 127.0.0.1:8080"
+                ));
+            }
+        }
+        for (name, list) in [
+            ("ingest.trusted_proxies", &self.ingest.trusted_proxies),
+            ("admin.trusted_proxies", &self.admin.trusted_proxies),
+        ] {
+            if let Err(bad) = parse_cidrs(list) {
+                problems.push(format!("{name}: `{bad}` is not an IP address or CIDR block"));
+            }
+        }
+        if self.ingest.max_request_bytes == 0 {
+            problems.push("ingest.max_request_bytes: must be greater than 0".into());
+        }
+        if self.ingest.max_event_bytes == 0 {
+            problems.push("ingest.max_event_bytes: must be greater than 0".into());
+        }
+        if self.ingest.cors_origins.iter().any(|o| o.trim().is_empty()) {
+            problems.push("ingest.cors_origins: an origin must not be empty".into());
+        }
+        if let Some(key) = &self.admin.bootstrap_api_key {
+            if !crate::secrets::is_api_key_shape(key) {
+                problems.push(
+                    "admin.bootstrap_api_key: must be `api_` followed by 40 characters of [A-Za-z0-9]"
+                        .into(),
+                );
+            }
+        }
+        if !self.store.redis_url.starts_with("redis://")
+            && !self.store.redis_url.starts_with("rediss://")
+            && !self.store.redis_url.starts_with("redis+unix://")
+            && !self.store.redis_url.starts_with("unix://")
+        {
+            problems.push(format!(
+                "store.redis_url: `{}` is not a redis:// URL",
+                self.store.redis_url
+            ));
+        }
+        if self.store.resync_interval_secs == 0 {
+            problems.push("store.resync_interval_secs: must be greater than 0".into());
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            problems.push("store.data_dir: must not be empty".into());
+        }
+        if self.store.backend == StoreBackend::Redis || self.sink.backend == SinkBackend::Redis {
+            problems.push(
+                "store.backend / sink.backend: `redis` is not available in this build yet; use `embedded` and `log`"
+                    .into(),
+            );
+        }
+        if self.sink.stream.is_empty() {
+            problems.push("sink.stream: must not be empty".into());
+        }
+        if self.sink.segment_bytes == 0 {
+            problems.push("sink.segment_bytes: must be greater than 0".into());
+        }
+        if self.rate_limit.per_key_per_second > 0 && self.rate_limit.per_key_burst == 0 {
+            problems.push("rate_limit.per_key_burst: must be at least 1 when per_key_per_second is set".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// The spool directory, defaulting under the data dir.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.sink
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| self.store.data_dir.join("spool"))
+    }
+}
+
+/// Parses a list of addresses or CIDR blocks; a bare address is a /32 or /128 block.
+pub fn parse_cidrs(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| parse_cidr(s).ok_or_else(|| s.clone()))
+        .collect()
+}
+
+/// One address or CIDR block.
+pub fn parse_cidr(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("--config: cannot read {}: {e}", path.display())]))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError(vec![format!("{}: {}", path.display(), describe_toml_error(&e))]))
+}
+
+/// toml's messages span several lines with a source excerpt; keep the sentence.
+fn describe_toml_error(error: &toml::de::Error) -> String {
+    error.message().trim().replace('\n', " ")
+}
+
+/// Lays `INTAKE_<SECTION>__<KEY>=value` over the file's table. A value that parses as a
+/// TOML value (number, boolean, array) is taken as such, anything else as a string.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue; // e.g. INTAKE_LOG_FORMAT: not a setting of the file
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = parse_env_value(&raw);
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(section_table) => {
+                section_table.insert(key, value);
+            }
+            _ => problems.push(format!("{name}: [{section}] is not a section")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems))
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = load_with("", &[]).unwrap();
+        assert_eq!(c.ingest.listen, "0.0.0.0:8080");
+        assert_eq!(c.ingest.max_request_bytes, 512_000);
+        assert_eq!(c.ingest.max_event_bytes, 32_768);
+        assert_eq!(c.ingest.cors_origins, vec!["*".to_string()]);
+        assert_eq!(c.admin.listen, "127.0.0.1:9090");
+        assert_eq!(c.store.backend, StoreBackend::Embedded);
+        assert_eq!(c.store.data_dir, PathBuf::from("data"));
+        assert_eq!(c.store.resync_interval_secs, 300);
+        assert_eq!(c.sink.backend, SinkBackend::Log);
+        assert_eq!(c.sink.stream, "intake:events");
+        assert_eq!(c.spool_dir(), PathBuf::from("data/spool"));
+        assert_eq!(c.rate_limit.per_key_per_second, 1000);
+        assert_eq!(c.rate_limit.per_key_burst, 2000);
+        assert_eq!(c.rate_limit.per_ip_per_second, 0);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_with(
+            "[ingest]\nlisten = \"127.0.0.1:1\"\n",
+            &[
+                ("INTAKE_INGEST__LISTEN", "127.0.0.1:18080"),
+                ("INTAKE_INGEST__MAX_EVENT_BYTES", "100"),
+                ("INTAKE_INGEST__CORS_ORIGINS", "[\"https://a.example\"]"),
+                ("INTAKE_LOG_FORMAT", "json"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ingest.listen, "127.0.0.1:18080");
+        assert_eq!(c.ingest.max_event_bytes, 100);
+        assert_eq!(c.ingest.cors_origins, vec!["https://a.example".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_naming_it() {
+        let e = load_with("[ingest]\nlistn = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("ingest"), "{e}");
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = load_with("", &[("INTAKE_SINK__COLOUR", "red")]).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_is_refused_naming_the_setting() {
+        let e = load_with("", &[("INTAKE_ADMIN__LISTEN", "nowhere")]).unwrap_err();
+        assert!(e.to_string().starts_with("admin.listen:"), "{e}");
+    }
+
+    #[test]
+    fn bad_url_and_cidr_are_all_reported_at_once() {
+        let e = load_with(
+            "[store]\nredis_url = \"http://x\"\n[ingest]\ntrusted_proxies = [\"10.0.0.0/99\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.to_string().contains("store.redis_url"));
+        assert!(e.to_string().contains("ingest.trusted_proxies"));
+    }
+
+    #[test]
+    fn bad_bootstrap_key_is_refused() {
+        let e = load_with("", &[("INTAKE_ADMIN__BOOTSTRAP_API_KEY", "api_short")]).unwrap_err();
+        assert!(e.to_string().contains("admin.bootstrap_api_key"));
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let e = load_with("[ingest]\nmax_event_bytes = \"big\"\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("ingest.max_event_bytes:"), "{e}");
+    }
+
+    #[test]
+    fn cidrs_accept_bare_addresses() {
+        let nets = parse_cidrs(&["10.0.0.0/8".into(), "::1".into(), "127.0.0.1".into()]).unwrap();
+        assert_eq!(nets.len(), 3);
+        assert_eq!(nets[2].prefix_len(), 32);
+    }
+}

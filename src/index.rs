@@ -1,0 +1,398 @@
+//! The lock-free key index: write key → target (workspace, connection, kind) for the
+//! ingest hot path, and API key digest → authorisation for the admin listener.
+//!
+//! Readers load an immutable snapshot through `ArcSwap` (no lock, no await). Writers
+//! (only the sync task) build a new snapshot and swap it in. To keep a write cheap on
+//! a million keys, a snapshot is a large shared `base` map plus a small `overlay` of
+//! recent changes; the overlay is folded into a new base once it grows past
+//! `OVERLAY_LIMIT`, so a write costs O(overlay) and, amortised, O(base / limit).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::limits::KeyLimiter;
+use crate::model::{EventSource, Id};
+use crate::secrets::{self, ApiKeyHash, WRITE_KEY_LEN};
+use crate::store::feed::{Change, ChangeMessage, Snapshot};
+
+/// Overlay size at which it is folded into the base map.
+const OVERLAY_LIMIT: usize = 4096;
+
+/// A write key as the index stores it: its 32 bytes, inline.
+type WriteKeyBytes = [u8; WRITE_KEY_LEN];
+
+/// Where a write key's events go and which routes it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyTarget {
+    /// Workspace of the connection.
+    pub workspace_id: Id,
+    /// Connection the key belongs to.
+    pub connection_id: Id,
+    /// SDK or webhook routes.
+    pub source: EventSource,
+}
+
+/// What the hot path gets for a known key.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// Where events go.
+    pub target: KeyTarget,
+    /// This key's request budget; lives and dies with the key, so unknown keys never
+    /// create limiter state and memory stays bounded by the number of keys.
+    pub limiter: Option<KeyLimiter>,
+}
+
+/// What the admin listener needs to authorise a request made with an API key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    /// Key id (not secret).
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    /// Owner company.
+    pub company_id: Id,
+    /// Set when the key is restricted to one workspace.
+    pub workspace_id: Option<Id>,
+    /// Allowed client addresses; empty allows all.
+    pub whitelisted_ips: Vec<IpNet>,
+    /// Whether the key belongs to the operator company.
+    pub operator: bool,
+}
+
+impl ApiKeyAuth {
+    /// Whether a client address may use this key.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.whitelisted_ips.is_empty() || self.whitelisted_ips.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// How an incoming change message related to the index's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Applied; the index is now at its version.
+    Applied,
+    /// Already reflected; ignored.
+    Stale,
+    /// A version was skipped: the caller must reload in full.
+    Gap,
+}
+
+/// One immutable generation of the index.
+#[derive(Default)]
+struct Tables {
+    version: u64,
+    base: Arc<HashMap<WriteKeyBytes, Arc<KeyEntry>>>,
+    /// Recent changes; `None` marks a key revoked since the base was built.
+    overlay: HashMap<WriteKeyBytes, Option<Arc<KeyEntry>>>,
+    /// API keys are few; the whole map is copied on change.
+    api_keys: Arc<HashMap<ApiKeyHash, Arc<ApiKeyAuth>>>,
+}
+
+/// The shared index. Cheap to read from any thread; written by the sync task.
+pub struct KeyIndex {
+    tables: ArcSwap<Tables>,
+    /// Serialises writers so that two builds never race; readers never touch it.
+    writer: Mutex<()>,
+    /// Publishes the applied version so admin writes can wait for their own change.
+    version: watch::Sender<u64>,
+    loaded: AtomicBool,
+    /// Builds each key's limiter; `None` when per-key limiting is off.
+    make_limiter: Option<Box<dyn Fn() -> KeyLimiter + Send + Sync>>,
+}
+
+impl KeyIndex {
+    /// An empty, not yet loaded index. `make_limiter` gives each key its budget.
+    pub fn new(make_limiter: Option<Box<dyn Fn() -> KeyLimiter + Send + Sync>>) -> Self {
+        Self {
+            tables: ArcSwap::from_pointee(Tables::default()),
+            writer: Mutex::new(()),
+            version: watch::channel(0).0,
+            loaded: AtomicBool::new(false),
+            make_limiter,
+        }
+    }
+
+    /// The hot-path lookup: no lock, no allocation, no await.
+    pub fn lookup(&self, key: &str) -> Option<Arc<KeyEntry>> {
+        let bytes: &WriteKeyBytes = key.as_bytes().try_into().ok()?;
+        let tables = self.tables.load();
+        match tables.overlay.get(bytes) {
+            Some(slot) => slot.clone(),
+            None => tables.base.get(bytes).cloned(),
+        }
+    }
+
+    /// Authorisation for an API key, by the digest of the presented secret.
+    pub fn api_key(&self, presented: &str) -> Option<Arc<ApiKeyAuth>> {
+        if !secrets::is_api_key_shape(presented) {
+            return None;
+        }
+        let hash = secrets::hash_api_key(presented);
+        self.tables.load().api_keys.get(&hash).cloned()
+    }
+
+    /// Number of write keys the index answers for.
+    pub fn write_key_count(&self) -> usize {
+        let t = self.tables.load();
+        let added = t.overlay.iter().filter(|(k, v)| v.is_some() && !t.base.contains_key(*k));
+        let removed = t.overlay.iter().filter(|(k, v)| v.is_none() && t.base.contains_key(*k));
+        t.base.len() + added.count() - removed.count()
+    }
+
+    /// Whether a full load has happened.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// The store version the index reflects.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Waits until the index reflects `version`; false on timeout.
+    pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
+        let mut rx = self.version.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|v| *v >= version))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Replaces everything with a full snapshot.
+    pub fn replace(&self, snapshot: Snapshot) {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut base = HashMap::with_capacity(snapshot.write_keys.len());
+        for (key, target) in snapshot.write_keys {
+            if let Ok(bytes) = WriteKeyBytes::try_from(key.as_bytes()) {
+                base.insert(bytes, self.entry(target));
+            }
+        }
+        let api_keys = snapshot
+            .api_keys
+            .into_iter()
+            .filter_map(|a| Some((secrets::hash_from_hex(&a.hash)?, Arc::new(a))))
+            .collect();
+        self.tables.store(Arc::new(Tables {
+            version: snapshot.version,
+            base: Arc::new(base),
+            overlay: HashMap::new(),
+            api_keys: Arc::new(api_keys),
+        }));
+        self.loaded.store(true, Ordering::Release);
+        self.version.send_replace(snapshot.version);
+    }
+
+    /// Applies one mutation's changes if it is the next version.
+    pub fn apply(&self, message: &ChangeMessage) -> ApplyOutcome {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.tables.load_full();
+        if message.version <= current.version {
+            return ApplyOutcome::Stale;
+        }
+        if message.version != current.version + 1 {
+            return ApplyOutcome::Gap;
+        }
+        let mut overlay = current.overlay.clone();
+        let mut api_keys = None;
+        for change in &message.changes {
+            match change {
+                Change::WriteKeyAdded { key, target } => {
+                    if let Ok(bytes) = WriteKeyBytes::try_from(key.as_bytes()) {
+                        overlay.insert(bytes, Some(self.entry(*target)));
+                    }
+                }
+                Change::WriteKeyRevoked { key } => {
+                    if let Ok(bytes) = WriteKeyBytes::try_from(key.as_bytes()) {
+                        overlay.insert(bytes, None);
+                    }
+                }
+                Change::ApiKeyPut { auth } => {
+                    if let Some(hash) = secrets::hash_from_hex(&auth.hash) {
+                        let map = api_keys.get_or_insert_with(|| (*current.api_keys).clone());
+                        map.insert(hash, Arc::new(auth.clone()));
+                    }
+                }
+                Change::ApiKeyRevoked { hash } => {
+                    if let Some(hash) = secrets::hash_from_hex(hash) {
+                        let map = api_keys.get_or_insert_with(|| (*current.api_keys).clone());
+                        map.remove(&hash);
+                    }
+                }
+            }
+        }
+        let (base, overlay) = if overlay.len() > OVERLAY_LIMIT {
+            (Arc::new(fold(&current.base, overlay)), HashMap::new())
+        } else {
+            (current.base.clone(), overlay)
+        };
+        self.tables.store(Arc::new(Tables {
+            version: message.version,
+            base,
+            overlay,
+            api_keys: api_keys.map(Arc::new).unwrap_or_else(|| current.api_keys.clone()),
+        }));
+        self.version.send_replace(message.version);
+        ApplyOutcome::Applied
+    }
+
+    fn entry(&self, target: KeyTarget) -> Arc<KeyEntry> {
+        Arc::new(KeyEntry {
+            target,
+            limiter: self.make_limiter.as_ref().map(|make| make()),
+        })
+    }
+}
+
+/// A new base map: the old one with the overlay's additions and removals.
+fn fold(
+    base: &HashMap<WriteKeyBytes, Arc<KeyEntry>>,
+    overlay: HashMap<WriteKeyBytes, Option<Arc<KeyEntry>>>,
+) -> HashMap<WriteKeyBytes, Arc<KeyEntry>> {
+    let mut next = base.clone();
+    for (key, slot) in overlay {
+        match slot {
+            Some(entry) => next.insert(key, entry),
+            None => next.remove(&key),
+        };
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(connection_id: Id) -> KeyTarget {
+        KeyTarget {
+            workspace_id: 1,
+            connection_id,
+            source: EventSource::Sdk,
+        }
+    }
+
+    fn key(n: usize) -> String {
+        format!("{n:032}")
+    }
+
+    fn added(version: u64, n: usize) -> ChangeMessage {
+        ChangeMessage {
+            version,
+            changes: vec![Change::WriteKeyAdded {
+                key: key(n),
+                target: target(n as Id),
+            }],
+        }
+    }
+
+    #[test]
+    fn lookup_sees_snapshot_then_changes() {
+        let index = KeyIndex::new(None);
+        assert!(!index.is_loaded());
+        index.replace(Snapshot {
+            version: 5,
+            write_keys: vec![(key(1), target(1))],
+            api_keys: vec![],
+        });
+        assert!(index.is_loaded());
+        assert_eq!(index.lookup(&key(1)).unwrap().target, target(1));
+        assert!(index.lookup(&key(2)).is_none());
+        assert!(index.lookup("short").is_none());
+
+        assert_eq!(index.apply(&added(6, 2)), ApplyOutcome::Applied);
+        assert_eq!(index.lookup(&key(2)).unwrap().target, target(2));
+        let revoke = ChangeMessage {
+            version: 7,
+            changes: vec![Change::WriteKeyRevoked { key: key(1) }],
+        };
+        assert_eq!(index.apply(&revoke), ApplyOutcome::Applied);
+        assert!(index.lookup(&key(1)).is_none());
+        assert_eq!(index.write_key_count(), 1);
+        assert_eq!(index.version(), 7);
+    }
+
+    #[test]
+    fn stale_and_gapped_messages_are_told_apart() {
+        let index = KeyIndex::new(None);
+        index.replace(Snapshot {
+            version: 10,
+            ..Snapshot::default()
+        });
+        assert_eq!(index.apply(&added(10, 1)), ApplyOutcome::Stale);
+        assert_eq!(index.apply(&added(12, 1)), ApplyOutcome::Gap);
+        assert!(index.lookup(&key(1)).is_none());
+    }
+
+    #[test]
+    fn overlay_folds_into_base_without_losing_keys() {
+        let index = KeyIndex::new(None);
+        index.replace(Snapshot::default());
+        for n in 0..OVERLAY_LIMIT + 10 {
+            assert_eq!(index.apply(&added(n as u64 + 1, n)), ApplyOutcome::Applied);
+        }
+        assert_eq!(index.write_key_count(), OVERLAY_LIMIT + 10);
+        for n in [0, OVERLAY_LIMIT / 2, OVERLAY_LIMIT + 9] {
+            assert!(index.lookup(&key(n)).is_some(), "{n}");
+        }
+    }
+
+    #[test]
+    fn api_keys_are_found_by_digest_only() {
+        let secret = secrets::new_api_key();
+        let auth = ApiKeyAuth {
+            id: "k1".into(),
+            hash: secrets::hash_hex(&secrets::hash_api_key(&secret)),
+            company_id: 1,
+            workspace_id: None,
+            whitelisted_ips: vec!["10.0.0.0/8".parse().unwrap()],
+            operator: true,
+        };
+        let index = KeyIndex::new(None);
+        index.replace(Snapshot {
+            version: 1,
+            write_keys: vec![],
+            api_keys: vec![auth.clone()],
+        });
+        let found = index.api_key(&secret).unwrap();
+        assert!(found.allows("10.1.2.3".parse().unwrap()));
+        assert!(found.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!found.allows("127.0.0.1".parse().unwrap()));
+        assert!(index.api_key(&secrets::new_api_key()).is_none());
+        let revoke = ChangeMessage {
+            version: 2,
+            changes: vec![Change::ApiKeyRevoked { hash: auth.hash }],
+        };
+        index.apply(&revoke);
+        assert!(index.api_key(&secret).is_none());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_version_returns_once_applied() {
+        let index = Arc::new(KeyIndex::new(None));
+        index.replace(Snapshot::default());
+        let waiter = {
+            let index = index.clone();
+            tokio::spawn(async move { index.wait_for_version(1, Duration::from_secs(5)).await })
+        };
+        index.apply(&added(1, 1));
+        assert!(waiter.await.unwrap());
+        assert!(!index.wait_for_version(2, Duration::from_millis(10)).await);
+    }
+}

@@ -1,0 +1,216 @@
+//! What the ingest listener answers: the error enum with its one mapping to status and
+//! `{"error":{"code","message"}}`, success bodies, and CORS headers.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::limits::Throttled;
+
+/// The response type of the ingest service.
+pub type Answer = Response<Full<Bytes>>;
+
+/// Every way an ingest request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Not JSON, wrong shape, no valid event.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No write key, or an unknown or revoked one.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A key of the wrong connection kind for the route.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Unknown path.
+    #[error("no such route")]
+    NotFound,
+    /// Known path, wrong method.
+    #[error("this route accepts POST and OPTIONS")]
+    MethodNotAllowed,
+    /// The client took too long to send its body.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
+    /// Body, decompressed body or event over its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A `Content-Encoding` other than gzip, deflate or identity.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Over the key's or address's budget.
+    #[error("rate limit exceeded; retry in {} s", .0.retry_after_secs)]
+    TooManyRequests(Throttled),
+    /// The sink refused.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Seconds a client should wait after a 503.
+const UNAVAILABLE_RETRY_SECS: &str = "5";
+
+impl IngestError {
+    /// Status and contract code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
+            }
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+        }
+    }
+
+    /// The error answer, with the headers its status calls for.
+    pub fn into_answer(self) -> Answer {
+        let (status, code) = self.status_and_code();
+        let mut answer = error_answer(status, code, &self.to_string());
+        let headers = answer.headers_mut();
+        match &self {
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            }
+            Self::TooManyRequests(t) => {
+                let secs = HeaderValue::from(t.retry_after_secs);
+                headers.insert(header::RETRY_AFTER, secs.clone());
+                headers.insert("ratelimit-limit", HeaderValue::from(t.limit));
+                headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+                headers.insert("ratelimit-reset", secs);
+            }
+            Self::Unavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(UNAVAILABLE_RETRY_SECS),
+                );
+            }
+            _ => {}
+        }
+        answer
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// `{"error":{"code","message"}}` with the given status.
+pub fn error_answer(status: StatusCode, code: &str, message: &str) -> Answer {
+    let body = serde_json::to_vec(&ErrorBody {
+        error: ErrorDetail { code, message },
+    })
+    .unwrap_or_default();
+    json_answer(status, Bytes::from(body))
+}
+
+/// A JSON answer.
+pub fn json_answer(status: StatusCode, body: Bytes) -> Answer {
+    let mut answer = Response::new(Full::new(body));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    answer
+}
+
+/// One refused event of a batch.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Reject {
+    /// Position in the request's events.
+    pub index: usize,
+    /// Contract code: `InvalidValue`, `PayloadTooLarge` or `BadRequest`.
+    pub code: &'static str,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct PartialSuccess<'a> {
+    success: bool,
+    accepted: usize,
+    rejected: &'a [Reject],
+}
+
+/// The 200 answer: `{"success":true}`, plus the rejects when there are any.
+pub fn accepted_answer(accepted: usize, rejected: &[Reject]) -> Answer {
+    if rejected.is_empty() {
+        return json_answer(StatusCode::OK, Bytes::from_static(b"{\"success\":true}"));
+    }
+    let body = serde_json::to_vec(&PartialSuccess {
+        success: true,
+        accepted,
+        rejected,
+    })
+    .unwrap_or_default();
+    json_answer(StatusCode::OK, Bytes::from(body))
+}
+
+/// CORS policy from `ingest.cors_origins`.
+pub struct Cors {
+    any: bool,
+    origins: Vec<HeaderValue>,
+}
+
+impl Cors {
+    /// `["*"]` allows every origin; otherwise exact origins.
+    pub fn new(origins: &[String]) -> Self {
+        Self {
+            any: origins.iter().any(|o| o == "*"),
+            origins: origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                .collect(),
+        }
+    }
+
+    /// Adds `Access-Control-Allow-Origin` (and `Vary`) to an answer.
+    pub fn decorate(&self, answer: &mut Answer, origin: Option<&HeaderValue>) {
+        let headers = answer.headers_mut();
+        if self.any {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            return;
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = origin.filter(|o| self.origins.contains(o)) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+    }
+
+    /// The 204 answer to a preflight.
+    pub fn preflight(&self) -> Answer {
+        let mut answer = Response::new(Full::new(Bytes::new()));
+        *answer.status_mut() = StatusCode::NO_CONTENT;
+        let headers = answer.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, Content-Encoding, X-Write-Key"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        answer
+    }
+}

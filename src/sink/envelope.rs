@@ -1,0 +1,58 @@
+//! The envelope every sink stores, one JSON object per event (SPEC §3).
+
+use serde::Serialize;
+
+use crate::model::Id;
+
+/// One stored event with where it came from.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<'a, E: Serialize> {
+    /// Workspace of the write key.
+    pub workspace_id: Id,
+    /// Connection of the write key.
+    pub connection_id: Id,
+    /// When intake received the request, RFC 3339 with milliseconds.
+    pub received_at: &'a str,
+    /// `sdk` or `webhook`.
+    pub kind: &'static str,
+    /// Webhook envelopes carry their own id (SDK events have it inside `event`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<&'a str>,
+    /// The enriched event, or the webhook's payload and headers.
+    pub event: &'a E,
+}
+
+impl<E: Serialize> Envelope<'_, E> {
+    /// Appends the envelope and a newline to `buf`.
+    pub fn append_line(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut *buf, self)?;
+        buf.push(b'\n');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_envelope_has_the_contract_fields() {
+        let event = serde_json::json!({"type":"track"});
+        let mut buf = Vec::new();
+        Envelope {
+            workspace_id: 1,
+            connection_id: 1371036433,
+            received_at: "2026-11-22T10:00:00.123Z",
+            kind: "sdk",
+            message_id: None,
+            event: &event,
+        }
+        .append_line(&mut buf)
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "{\"workspaceId\":1,\"connectionId\":1371036433,\"receivedAt\":\"2026-11-22T10:00:00.123Z\",\"kind\":\"sdk\",\"event\":{\"type\":\"track\"}}\n"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Sinks: where accepted events become durable. A request's envelopes are handed over
+//! as one buffer of newline-terminated JSON lines; `write` returns only once they are
+//! durable, which is what lets the ingest path answer 200.
+
+pub mod envelope;
+pub mod log;
+
+use thiserror::Error;
+
+/// Why a sink refused a write; the ingest path answers 503.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum SinkError {
+    /// The sink cannot take events now (disk error, closed, Redis and spool down).
+    #[error("the event sink is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The configured sink.
+pub enum Sink {
+    /// NDJSON segments on the local disk.
+    Log(log::LogSink),
+}
+
+impl Sink {
+    /// Makes `lines` durable; they are one or more newline-terminated envelopes.
+    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
+        match self {
+            Self::Log(sink) => sink.write(lines).await,
+        }
+    }
+
+    /// Whether the last write succeeded (for `/readyz`).
+    pub fn is_writable(&self) -> bool {
+        match self {
+            Self::Log(sink) => sink.is_writable(),
+        }
+    }
+
+    /// Finishes queued writes and stops; later writes are refused.
+    pub async fn close(&self) {
+        match self {
+            Self::Log(sink) => sink.close().await,
+        }
+    }
+}

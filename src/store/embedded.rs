@@ -1,0 +1,544 @@
+//! The embedded store: one redb file under `data_dir`, for a single node with no
+//! server. Each mutation is one serialised write transaction that also bumps the store
+//! version; once committed, its changes go to subscribers over a broadcast channel, in
+//! version order (the send happens under the same lock as the commit).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use super::feed::{Change, ChangeMessage, FeedItem, Snapshot};
+use super::{Store, StoreError, StoreFuture, Written};
+use crate::clock;
+use crate::index::{ApiKeyAuth, KeyTarget};
+use crate::model::{
+    ApiKey, ApiKeyStatus, Company, Connection, Id, Workspace, WriteKeyRecord,
+    MAX_WRITE_KEYS_PER_CONNECTION,
+};
+use crate::secrets;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const COMPANIES: TableDefinition<u32, &[u8]> = TableDefinition::new("companies");
+const WORKSPACES: TableDefinition<u32, &[u8]> = TableDefinition::new("workspaces");
+const CONNECTIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("connections");
+/// (workspace id, connection id): lists a workspace's connections without a scan.
+const WORKSPACE_CONNECTIONS: TableDefinition<(u32, u32), ()> =
+    TableDefinition::new("workspace_connections");
+const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Hex digest → API key id.
+const API_KEY_HASHES: TableDefinition<&str, &str> = TableDefinition::new("api_key_hashes");
+
+const VERSION: &str = "version";
+const NEXT_COMPANY: &str = "next_company";
+const NEXT_WORKSPACE: &str = "next_workspace";
+
+/// Subscribers that fall this far behind are told to reload in full.
+const FEED_CAPACITY: usize = 1024;
+
+/// The redb-backed store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    feed: broadcast::Sender<FeedItem>,
+    /// Held from the start of a write transaction until its changes are sent, so that
+    /// subscribers see versions in order.
+    write_lock: Mutex<()>,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Internal(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    serde_json::Error
+);
+
+impl EmbeddedStore {
+    /// Opens (or creates) `<data_dir>/intake.redb`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Internal(format!("{}: {e}", data_dir.display())))?;
+        let db = Database::create(data_dir.join("intake.redb"))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(COMPANIES)?;
+            txn.open_table(WORKSPACES)?;
+            txn.open_table(CONNECTIONS)?;
+            txn.open_table(WORKSPACE_CONNECTIONS)?;
+            txn.open_table(API_KEYS)?;
+            txn.open_table(API_KEY_HASHES)?;
+        }
+        txn.commit()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                feed: broadcast::channel(FEED_CAPACITY).0,
+                write_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || f(&inner.db.begin_read()?))
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))?
+        })
+    }
+
+    fn mutate<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, &mut Vec<Change>) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, Written<T>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let _serial = inner.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+                let txn = inner.db.begin_write()?;
+                let mut changes = Vec::new();
+                let value = f(&txn, &mut changes)?;
+                let version = next_counter(&txn, VERSION)?;
+                txn.commit()?;
+                let message = Arc::new(ChangeMessage { version, changes });
+                // No subscriber is fine: the index reloads in full when it starts.
+                let _ = inner.feed.send(FeedItem::Changes(message));
+                Ok(Written { value, version })
+            })
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+        })
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn get_by_id<T: DeserializeOwned>(
+    table: &impl ReadableTable<u32, &'static [u8]>,
+    id: Id,
+) -> Result<Option<T>, StoreError> {
+    table.get(id)?.map(|v| decode(v.value())).transpose()
+}
+
+fn all<T: DeserializeOwned>(
+    table: &impl ReadableTable<u32, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    table.iter()?.map(|row| decode(row?.1.value())).collect()
+}
+
+/// Increments a counter in META and returns the new value.
+fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let next = meta.get(name)?.map_or(0, |v| v.value()) + 1;
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+fn next_id(txn: &WriteTransaction, name: &str) -> Result<Id, StoreError> {
+    Id::try_from(next_counter(txn, name)?)
+        .map_err(|_| StoreError::Internal(format!("{name} overflowed")))
+}
+
+fn company_of_workspace(
+    txn: &WriteTransaction,
+    company: Id,
+    workspace: Id,
+) -> Result<Workspace, StoreError> {
+    get_by_id::<Workspace>(&txn.open_table(WORKSPACES)?, workspace)?
+        .filter(|w| w.company_id == company)
+        .ok_or(StoreError::WorkspaceNotFound)
+}
+
+fn load_connection(
+    table: &impl ReadableTable<u32, &'static [u8]>,
+    workspace: Id,
+    id: Id,
+) -> Result<Connection, StoreError> {
+    get_by_id::<Connection>(table, id)?
+        .filter(|c| c.workspace_id == workspace)
+        .ok_or(StoreError::ConnectionNotFound)
+}
+
+fn target_of(connection: &Connection) -> Option<KeyTarget> {
+    Some(KeyTarget {
+        workspace_id: connection.workspace_id,
+        connection_id: connection.id,
+        source: connection.source()?,
+    })
+}
+
+/// Removes a connection and records the revocation of its keys.
+fn remove_connection(
+    txn: &WriteTransaction,
+    connection: &Connection,
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    txn.open_table(CONNECTIONS)?.remove(connection.id)?;
+    txn.open_table(WORKSPACE_CONNECTIONS)?
+        .remove((connection.workspace_id, connection.id))?;
+    changes.extend(
+        connection
+            .keys
+            .iter()
+            .map(|k| Change::WriteKeyRevoked { key: k.key.clone() }),
+    );
+    Ok(())
+}
+
+fn auth_of(key: &ApiKey, operator: bool) -> ApiKeyAuth {
+    ApiKeyAuth {
+        id: key.id.clone(),
+        hash: key.key_hash.clone(),
+        company_id: key.company_id,
+        workspace_id: key.workspace_id,
+        whitelisted_ips: key.whitelisted_ips.clone(),
+        operator,
+    }
+}
+
+fn is_operator(txn: &WriteTransaction, company: Id) -> Result<bool, StoreError> {
+    Ok(get_by_id::<Company>(&txn.open_table(COMPANIES)?, company)?.is_some_and(|c| c.operator))
+}
+
+/// Stores an API key and records the change the index needs.
+fn put_api_key(
+    txn: &WriteTransaction,
+    key: &ApiKey,
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    txn.open_table(API_KEYS)?
+        .insert(key.id.as_str(), encode(key)?.as_slice())?;
+    txn.open_table(API_KEY_HASHES)?
+        .insert(key.key_hash.as_str(), key.id.as_str())?;
+    changes.push(match key.status {
+        ApiKeyStatus::Active => Change::ApiKeyPut {
+            auth: auth_of(key, is_operator(txn, key.company_id)?),
+        },
+        ApiKeyStatus::Inactive => Change::ApiKeyRevoked {
+            hash: key.key_hash.clone(),
+        },
+    });
+    Ok(())
+}
+
+impl Store for EmbeddedStore {
+    fn load(&self) -> StoreFuture<'_, Snapshot> {
+        self.read(|txn| {
+            let version = txn.open_table(META)?.get(VERSION)?.map_or(0, |v| v.value());
+            let mut write_keys = Vec::new();
+            for row in txn.open_table(CONNECTIONS)?.iter()? {
+                let connection: Connection = decode(row?.1.value())?;
+                if let Some(target) = target_of(&connection) {
+                    write_keys.extend(connection.keys.into_iter().map(|k| (k.key, target)));
+                }
+            }
+            let companies: Vec<Company> = all(&txn.open_table(COMPANIES)?)?;
+            let operator = |id: Id| companies.iter().any(|c| c.id == id && c.operator);
+            let mut api_keys = Vec::new();
+            for row in txn.open_table(API_KEYS)?.iter()? {
+                let key: ApiKey = decode(row?.1.value())?;
+                if key.status == ApiKeyStatus::Active {
+                    api_keys.push(auth_of(&key, operator(key.company_id)));
+                }
+            }
+            Ok(Snapshot {
+                version,
+                write_keys,
+                api_keys,
+            })
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.inner.feed.subscribe()
+    }
+
+    fn create_company(
+        &self,
+        name: String,
+        operator: bool,
+        first_key: Option<ApiKey>,
+    ) -> StoreFuture<'_, Written<Company>> {
+        self.mutate(move |txn, changes| {
+            let company = Company {
+                id: next_id(txn, NEXT_COMPANY)?,
+                name,
+                operator,
+                created_at: clock::now(),
+            };
+            txn.open_table(COMPANIES)?
+                .insert(company.id, encode(&company)?.as_slice())?;
+            if let Some(mut key) = first_key {
+                key.company_id = company.id;
+                put_api_key(txn, &key, changes)?;
+            }
+            Ok(company)
+        })
+    }
+
+    fn list_companies(&self) -> StoreFuture<'_, Vec<Company>> {
+        self.read(|txn| all(&txn.open_table(COMPANIES)?))
+    }
+
+    fn create_workspace(&self, company: Id, name: String) -> StoreFuture<'_, Written<Workspace>> {
+        self.mutate(move |txn, _| {
+            get_by_id::<Company>(&txn.open_table(COMPANIES)?, company)?
+                .ok_or(StoreError::CompanyNotFound)?;
+            let workspace = Workspace {
+                id: next_id(txn, NEXT_WORKSPACE)?,
+                company_id: company,
+                name,
+                created_at: clock::now(),
+            };
+            txn.open_table(WORKSPACES)?
+                .insert(workspace.id, encode(&workspace)?.as_slice())?;
+            Ok(workspace)
+        })
+    }
+
+    fn list_workspaces(&self, company: Id) -> StoreFuture<'_, Vec<Workspace>> {
+        self.read(move |txn| {
+            let all: Vec<Workspace> = all(&txn.open_table(WORKSPACES)?)?;
+            Ok(all.into_iter().filter(|w| w.company_id == company).collect())
+        })
+    }
+
+    fn get_workspace(&self, company: Id, id: Id) -> StoreFuture<'_, Workspace> {
+        self.read(move |txn| {
+            get_by_id::<Workspace>(&txn.open_table(WORKSPACES)?, id)?
+                .filter(|w| w.company_id == company)
+                .ok_or(StoreError::WorkspaceNotFound)
+        })
+    }
+
+    fn delete_workspace(&self, company: Id, id: Id) -> StoreFuture<'_, Written<()>> {
+        self.mutate(move |txn, changes| {
+            company_of_workspace(txn, company, id)?;
+            let ids: Vec<Id> = txn
+                .open_table(WORKSPACE_CONNECTIONS)?
+                .range((id, 0)..=(id, Id::MAX))?
+                .map(|row| Ok(row?.0.value().1))
+                .collect::<Result<_, StoreError>>()?;
+            for connection_id in ids {
+                let connection = load_connection(&txn.open_table(CONNECTIONS)?, id, connection_id)?;
+                remove_connection(txn, &connection, changes)?;
+            }
+            txn.open_table(WORKSPACES)?.remove(id)?;
+            Ok(())
+        })
+    }
+
+    fn create_connection(
+        &self,
+        workspace: Id,
+        name: String,
+        kind: String,
+    ) -> StoreFuture<'_, Written<Connection>> {
+        self.mutate(move |txn, changes| {
+            get_by_id::<Workspace>(&txn.open_table(WORKSPACES)?, workspace)?
+                .ok_or(StoreError::WorkspaceNotFound)?;
+            let mut table = txn.open_table(CONNECTIONS)?;
+            let id = loop {
+                let candidate = rand::random_range(1..=i32::MAX as u32);
+                if table.get(candidate)?.is_none() {
+                    break candidate;
+                }
+            };
+            let now = clock::now();
+            let mut connection = Connection {
+                id,
+                workspace_id: workspace,
+                name,
+                kind,
+                created_at: now,
+                keys: Vec::new(),
+            };
+            if let Some(target) = target_of(&connection) {
+                let key = secrets::new_write_key();
+                changes.push(Change::WriteKeyAdded {
+                    key: key.clone(),
+                    target,
+                });
+                connection.keys.push(WriteKeyRecord {
+                    key,
+                    created_at: now,
+                });
+            }
+            table.insert(id, encode(&connection)?.as_slice())?;
+            txn.open_table(WORKSPACE_CONNECTIONS)?.insert((workspace, id), ())?;
+            Ok(connection)
+        })
+    }
+
+    fn list_connections(&self, workspace: Id) -> StoreFuture<'_, Vec<Connection>> {
+        self.read(move |txn| {
+            let table = txn.open_table(CONNECTIONS)?;
+            let mut out: Vec<Connection> = Vec::new();
+            for row in txn
+                .open_table(WORKSPACE_CONNECTIONS)?
+                .range((workspace, 0)..=(workspace, Id::MAX))?
+            {
+                let id = row?.0.value().1;
+                out.extend(get_by_id::<Connection>(&table, id)?);
+            }
+            out.sort_by_key(|c| (c.created_at, c.id));
+            Ok(out)
+        })
+    }
+
+    fn get_connection(&self, workspace: Id, id: Id) -> StoreFuture<'_, Connection> {
+        self.read(move |txn| load_connection(&txn.open_table(CONNECTIONS)?, workspace, id))
+    }
+
+    fn delete_connection(&self, workspace: Id, id: Id) -> StoreFuture<'_, Written<()>> {
+        self.mutate(move |txn, changes| {
+            let connection = load_connection(&txn.open_table(CONNECTIONS)?, workspace, id)?;
+            remove_connection(txn, &connection, changes)
+        })
+    }
+
+    fn add_write_key(&self, workspace: Id, connection: Id) -> StoreFuture<'_, Written<String>> {
+        self.mutate(move |txn, changes| {
+            let mut table = txn.open_table(CONNECTIONS)?;
+            let mut record = load_connection(&table, workspace, connection)?;
+            let target = target_of(&record).ok_or(StoreError::NotEventConnection)?;
+            if record.keys.len() >= MAX_WRITE_KEYS_PER_CONNECTION {
+                return Err(StoreError::TooManyWriteKeys);
+            }
+            let key = secrets::new_write_key();
+            record.keys.push(WriteKeyRecord {
+                key: key.clone(),
+                created_at: clock::now(),
+            });
+            table.insert(connection, encode(&record)?.as_slice())?;
+            changes.push(Change::WriteKeyAdded {
+                key: key.clone(),
+                target,
+            });
+            Ok(key)
+        })
+    }
+
+    fn delete_write_key(
+        &self,
+        workspace: Id,
+        connection: Id,
+        key: String,
+    ) -> StoreFuture<'_, Written<()>> {
+        self.mutate(move |txn, changes| {
+            let mut table = txn.open_table(CONNECTIONS)?;
+            let mut record = load_connection(&table, workspace, connection)?;
+            let position = record
+                .keys
+                .iter()
+                .position(|k| k.key == key)
+                .ok_or(StoreError::WriteKeyNotFound)?;
+            if record.keys.len() == 1 {
+                return Err(StoreError::LastWriteKey);
+            }
+            record.keys.remove(position);
+            table.insert(connection, encode(&record)?.as_slice())?;
+            changes.push(Change::WriteKeyRevoked { key });
+            Ok(())
+        })
+    }
+
+    fn create_api_key(&self, key: ApiKey) -> StoreFuture<'_, Written<ApiKey>> {
+        self.mutate(move |txn, changes| {
+            get_by_id::<Company>(&txn.open_table(COMPANIES)?, key.company_id)?
+                .ok_or(StoreError::CompanyNotFound)?;
+            put_api_key(txn, &key, changes)?;
+            Ok(key)
+        })
+    }
+
+    fn get_api_key(&self, company: Id, id: String) -> StoreFuture<'_, ApiKey> {
+        self.read(move |txn| {
+            let table = txn.open_table(API_KEYS)?;
+            let key: Option<ApiKey> = table.get(id.as_str())?.map(|v| decode(v.value())).transpose()?;
+            key.filter(|k| k.company_id == company)
+                .ok_or(StoreError::ApiKeyNotFound)
+        })
+    }
+
+    fn list_api_keys(&self, company: Id) -> StoreFuture<'_, Vec<ApiKey>> {
+        self.read(move |txn| {
+            let mut out = Vec::new();
+            for row in txn.open_table(API_KEYS)?.iter()? {
+                let key: ApiKey = decode(row?.1.value())?;
+                if key.company_id == company {
+                    out.push(key);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn replace_api_key(
+        &self,
+        key: ApiKey,
+        expected_updated_at: OffsetDateTime,
+    ) -> StoreFuture<'_, Written<ApiKey>> {
+        self.mutate(move |txn, changes| {
+            let current: ApiKey = {
+                let table = txn.open_table(API_KEYS)?;
+                let found = table.get(key.id.as_str())?;
+                let found = found.ok_or(StoreError::ApiKeyNotFound)?;
+                decode(found.value())?
+            };
+            if current.company_id != key.company_id {
+                return Err(StoreError::ApiKeyNotFound);
+            }
+            if current.updated_at != expected_updated_at {
+                return Err(StoreError::Conflict);
+            }
+            put_api_key(txn, &key, changes)?;
+            Ok(key)
+        })
+    }
+
+    fn api_key_by_hash(&self, hash_hex: String) -> StoreFuture<'_, Option<ApiKey>> {
+        self.read(move |txn| {
+            let hashes = txn.open_table(API_KEY_HASHES)?;
+            let Some(id) = hashes.get(hash_hex.as_str())? else {
+                return Ok(None);
+            };
+            let keys = txn.open_table(API_KEYS)?;
+            let found = keys.get(id.value())?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+    }
+
+    fn has_api_keys(&self) -> StoreFuture<'_, bool> {
+        self.read(|txn| Ok(txn.open_table(API_KEYS)?.first()?.is_some()))
+    }
+}
