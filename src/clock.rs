@@ -14,9 +14,8 @@ pub fn now() -> OffsetDateTime {
 /// `2026-11-22T10:00:00.123Z`: always UTC, always three fraction digits.
 pub fn format_millis(t: OffsetDateTime) -> String {
     let utc = t.to_offset(UtcOffset::UTC);
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     utc.format(&fmt).unwrap_or_else(|_| utc.to_string())
 }
 
@@ -74,7 +73,9 @@ pub mod millis {
             d: D,
         ) -> Result<Option<OffsetDateTime>, D::Error> {
             Option::<String>::deserialize(d)?
-                .map(|text| OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom))
+                .map(|text| {
+                    OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
+                })
                 .transpose()
         }
     }

@@ -198,10 +198,13 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let setting = e.path().to_string();
-                ConfigError(vec![format!("{setting}: {}", describe_toml_error(e.inner()))])
+                ConfigError(vec![format!(
+                    "{setting}: {}",
+                    describe_toml_error(e.inner())
+                )])
             })?;
         config.validate()?;
         Ok(config)
@@ -225,7 +228,9 @@ impl Config {
             ("admin.trusted_proxies", &self.admin.trusted_proxies),
         ] {
             if let Err(bad) = parse_cidrs(list) {
-                problems.push(format!("{name}: `{bad}` is not an IP address or CIDR block"));
+                problems.push(format!(
+                    "{name}: `{bad}` is not an IP address or CIDR block"
+                ));
             }
         }
         if self.ingest.max_request_bytes == 0 {
@@ -274,7 +279,10 @@ impl Config {
             problems.push("sink.segment_bytes: must be greater than 0".into());
         }
         if self.rate_limit.per_key_per_second > 0 && self.rate_limit.per_key_burst == 0 {
-            problems.push("rate_limit.per_key_burst: must be at least 1 when per_key_per_second is set".into());
+            problems.push(
+                "rate_limit.per_key_burst: must be at least 1 when per_key_per_second is set"
+                    .into(),
+            );
         }
         if problems.is_empty() {
             Ok(())
@@ -308,10 +316,19 @@ pub fn parse_cidr(text: &str) -> Option<IpNet> {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(vec![format!("--config: cannot read {}: {e}", path.display())]))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| ConfigError(vec![format!("{}: {}", path.display(), describe_toml_error(&e))]))
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(vec![format!(
+            "--config: cannot read {}: {e}",
+            path.display()
+        )])
+    })?;
+    text.parse::<toml::Table>().map_err(|e| {
+        ConfigError(vec![format!(
+            "{}: {}",
+            path.display(),
+            describe_toml_error(&e)
+        )])
+    })
 }
 
 /// toml's messages span several lines with a source excerpt; keep the sentence.
@@ -355,7 +372,9 @@ fn apply_env(
 fn parse_env_value(raw: &str) -> toml::Value {
     let wrapped = format!("v = {raw}");
     match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }

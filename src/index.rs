@@ -153,8 +153,14 @@ impl KeyIndex {
     /// Number of write keys the index answers for.
     pub fn write_key_count(&self) -> usize {
         let t = self.tables.load();
-        let added = t.overlay.iter().filter(|(k, v)| v.is_some() && !t.base.contains_key(*k));
-        let removed = t.overlay.iter().filter(|(k, v)| v.is_none() && t.base.contains_key(*k));
+        let added = t
+            .overlay
+            .iter()
+            .filter(|(k, v)| v.is_some() && !t.base.contains_key(*k));
+        let removed = t
+            .overlay
+            .iter()
+            .filter(|(k, v)| v.is_none() && t.base.contains_key(*k));
         t.base.len() + added.count() - removed.count()
     }
 
@@ -247,7 +253,9 @@ impl KeyIndex {
             version: message.version,
             base,
             overlay,
-            api_keys: api_keys.map(Arc::new).unwrap_or_else(|| current.api_keys.clone()),
+            api_keys: api_keys
+                .map(Arc::new)
+                .unwrap_or_else(|| current.api_keys.clone()),
         }));
         self.version.send_replace(message.version);
         ApplyOutcome::Applied

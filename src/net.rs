@@ -91,6 +91,9 @@ mod tests {
     fn mapped_v4_peer_is_compared_as_v4() {
         let trusted = vec!["127.0.0.1/32".parse().unwrap()];
         let h = headers(&["9.9.9.9"]);
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &h, &trusted), ip("9.9.9.9"));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &h, &trusted),
+            ip("9.9.9.9")
+        );
     }
 }

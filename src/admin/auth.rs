@@ -59,12 +59,15 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let presented = presented_key(request.headers())
-        .ok_or(AdminError::Unauthorized("an API key is required: Authorization: Bearer api_… or X-API-Key"))?;
+    let presented = presented_key(request.headers()).ok_or(AdminError::Unauthorized(
+        "an API key is required: Authorization: Bearer api_… or X-API-Key",
+    ))?;
     let ip = net::client_ip(peer.ip(), request.headers(), &admin.trusted_proxies);
     let Some(key) = admin.index.api_key(presented) else {
         tracing::info!(client = %ip, "admin authentication failed");
-        return Err(AdminError::Unauthorized("unknown, inactive or malformed API key"));
+        return Err(AdminError::Unauthorized(
+            "unknown, inactive or malformed API key",
+        ));
     };
     if !key.allows(ip) {
         return Err(AdminError::Forbidden(format!(
@@ -129,10 +132,7 @@ impl FromRequestParts<Arc<Admin>> for InWorkspace {
             (None, Some(named)) => named,
             (None, None) => return Err(no_workspace()),
         };
-        let workspace = admin
-            .store
-            .get_workspace(caller.key.company_id, id)
-            .await?;
+        let workspace = admin.store.get_workspace(caller.key.company_id, id).await?;
         Ok(Self { caller, workspace })
     }
 }

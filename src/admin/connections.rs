@@ -84,7 +84,10 @@ pub async fn delete_one(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     let id = path_id(&id, "connection")?;
-    let written = admin.store.delete_connection(scope.workspace.id, id).await?;
+    let written = admin
+        .store
+        .delete_connection(scope.workspace.id, id)
+        .await?;
     admin.settled(written).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -62,7 +62,10 @@ impl Admin {
 /// The admin routes.
 pub fn router(admin: Arc<Admin>) -> Router {
     let api = Router::new()
-        .route("/v1/companies", post(companies::create).get(companies::list))
+        .route(
+            "/v1/companies",
+            post(companies::create).get(companies::list),
+        )
         .route(
             "/v1/workspaces",
             post(workspaces::create).get(workspaces::list),

@@ -17,12 +17,18 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: the index is loaded and the sink takes writes.
 pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
     if !admin.index.is_loaded() {
-        return Err(AdminError::Unavailable("the key index is not loaded yet".into()));
+        return Err(AdminError::Unavailable(
+            "the key index is not loaded yet".into(),
+        ));
     }
     if !admin.sink.is_writable() {
-        return Err(AdminError::Unavailable("the event sink refuses writes".into()));
+        return Err(AdminError::Unavailable(
+            "the event sink refuses writes".into(),
+        ));
     }
-    Ok(Json(json!({"status": "ready", "version": admin.index.version()})))
+    Ok(Json(
+        json!({"status": "ready", "version": admin.index.version()}),
+    ))
 }
 
 /// Unknown admin path.

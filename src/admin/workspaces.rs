@@ -38,7 +38,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     caller.require_company_wide()?;
     let name = required_text(&json_object(&body)?, "name", MAX_NAME)?;
-    let written = admin.store.create_workspace(caller.key.company_id, name).await?;
+    let written = admin
+        .store
+        .create_workspace(caller.key.company_id, name)
+        .await?;
     let workspace = admin.settled(written).await;
     Ok((StatusCode::CREATED, Json(view(&workspace))))
 }
@@ -77,7 +80,10 @@ pub async fn delete_one(
 ) -> Result<StatusCode, AdminError> {
     let id = path_id(&id, "workspace")?;
     caller.require_company_wide()?;
-    let written = admin.store.delete_workspace(caller.key.company_id, id).await?;
+    let written = admin
+        .store
+        .delete_workspace(caller.key.company_id, id)
+        .await?;
     admin.settled(written).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -146,6 +146,9 @@ mod tests {
     fn unknown_encoding_is_unsupported() {
         let mut h = HeaderMap::new();
         h.insert("content-encoding", "br".parse().unwrap());
-        assert!(matches!(encoding(&h), Err(IngestError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            encoding(&h),
+            Err(IngestError::UnsupportedMediaType(_))
+        ));
     }
 }

@@ -307,27 +307,27 @@ fn validate(event: &mut Object, forced_type: Option<EventType>) -> Result<(), Re
     if !has_user && !has_anonymous {
         return Err(invalid("`userId` or `anonymousId` is required"));
     }
-    match kind {
-        EventType::Track => {
-            let name = event.get("event").and_then(Value::as_str);
-            if name.is_none_or(str::is_empty) {
-                return Err(invalid("`event` must be a non-empty string for track"));
-            }
-        }
-        EventType::Alias => {
-            if !has_user || !normalise_id(event, "previousId")? {
-                return Err(invalid("alias needs `userId` and `previousId`"));
-            }
-        }
-        EventType::Group => {
-            if !normalise_id(event, "groupId")? {
-                return Err(invalid("`groupId` is required for group"));
-            }
-        }
-        _ => {}
+    let complete = match kind {
+        EventType::Track => event
+            .get("event")
+            .and_then(Value::as_str)
+            .is_some_and(|name| !name.is_empty()),
+        EventType::Alias => has_user && normalise_id(event, "previousId")?,
+        EventType::Group => normalise_id(event, "groupId")?,
+        _ => true,
+    };
+    if !complete {
+        return Err(invalid(match kind {
+            EventType::Track => "`event` must be a non-empty string for track",
+            EventType::Alias => "alias needs `userId` and `previousId`",
+            _ => "`groupId` is required for group",
+        }));
     }
     for field in ["context", "integrations", "properties", "traits"] {
-        if event.get(field).is_some_and(|v| !v.is_object() && !v.is_null()) {
+        if event
+            .get(field)
+            .is_some_and(|v| !v.is_object() && !v.is_null())
+        {
             return Err(invalid(format!("`{field}` must be an object")));
         }
     }
@@ -359,7 +359,11 @@ fn timestamp(event: &Object, field: &str) -> Result<Option<OffsetDateTime>, Refu
     }
 }
 
-fn enrich(event: &mut Object, batch: &BatchFields, facts: &RequestFacts<'_>) -> Result<(), Refusal> {
+fn enrich(
+    event: &mut Object,
+    batch: &BatchFields,
+    facts: &RequestFacts<'_>,
+) -> Result<(), Refusal> {
     let client_timestamp = timestamp(event, "timestamp")?;
     let original = timestamp(event, "originalTimestamp")?;
     let mut sent_at = timestamp(event, "sentAt")?;

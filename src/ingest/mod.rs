@@ -95,7 +95,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("ingest connections still open after the grace period");
     }
 }
@@ -125,13 +128,17 @@ async fn respond(
     let received_at = clock::now();
     let client_ip = net::client_ip(peer.ip(), request.headers(), &ingest.trusted_proxies);
     if let Some(limiter) = &ingest.ip_limiter {
-        limiter.check(client_ip).map_err(IngestError::TooManyRequests)?;
+        limiter
+            .check(client_ip)
+            .map_err(IngestError::TooManyRequests)?;
     }
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
     // A key outside the body is checked before the body is read.
     let early_key = match &route {
-        Route::Webhook { path_key: Some(key) } => Some(key.clone()),
+        Route::Webhook {
+            path_key: Some(key),
+        } => Some(key.clone()),
         Route::Webhook { path_key: None } => {
             auth::from_headers(&parts.headers)?.or_else(|| auth::from_query(query))
         }
@@ -163,7 +170,9 @@ async fn respond(
         Some(entry) => entry,
         None => {
             let body_key = parsed.as_ref().ok().and_then(|p| p.write_key.clone());
-            let key = body_key.or_else(|| auth::from_query(query)).ok_or_else(no_key)?;
+            let key = body_key
+                .or_else(|| auth::from_query(query))
+                .ok_or_else(no_key)?;
             authorise(ingest, &key, &route)?
         }
     };
@@ -176,7 +185,11 @@ async fn respond(
         max_event_bytes: ingest.max_event_bytes,
     };
     let outcome = events::process(parsed?, &facts)?;
-    ingest.sink.write(outcome.lines).await.map_err(unavailable)?;
+    ingest
+        .sink
+        .write(outcome.lines)
+        .await
+        .map_err(unavailable)?;
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
 }
 

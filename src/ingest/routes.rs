@@ -117,7 +117,14 @@ mod tests {
 
     #[test]
     fn unknown_paths_do_not_match() {
-        for p in ["/", "/v1/", "/v1/events/click", "/v2/track", "/v1/webhook/a/b", "/v1/track/"] {
+        for p in [
+            "/",
+            "/v1/",
+            "/v1/events/click",
+            "/v2/track",
+            "/v1/webhook/a/b",
+            "/v1/track/",
+        ] {
             assert_eq!(Route::parse(p), None, "{p}");
         }
     }

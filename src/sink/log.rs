@@ -140,7 +140,10 @@ impl Segments {
         for entry in std::fs::read_dir(&dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name.strip_suffix(SEGMENT_SUFFIX).and_then(|s| s.parse().ok()) {
+            if let Some(n) = name
+                .strip_suffix(SEGMENT_SUFFIX)
+                .and_then(|s| s.parse().ok())
+            {
                 highest = highest.max(n);
             }
         }
@@ -163,7 +166,11 @@ impl Segments {
     }
 
     fn append_inner<'a>(&mut self, buffers: impl Iterator<Item = &'a [u8]>) -> std::io::Result<()> {
-        if self.current.as_ref().is_none_or(|(_, size)| *size >= self.roll_at) {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(_, size)| *size >= self.roll_at)
+        {
             self.roll()?;
         }
         let Some((file, size)) = self.current.as_mut() else {
@@ -183,7 +190,10 @@ impl Segments {
         let path = self
             .dir
             .join(format!("{:020}{SEGMENT_SUFFIX}", self.next_sequence));
-        let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
         // The new name must survive a crash too.
         File::open(&self.dir)?.sync_all()?;
         self.next_sequence += 1;

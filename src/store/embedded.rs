@@ -328,7 +328,10 @@ impl Store for EmbeddedStore {
     fn list_workspaces(&self, company: Id) -> StoreFuture<'_, Vec<Workspace>> {
         self.read(move |txn| {
             let all: Vec<Workspace> = all(&txn.open_table(WORKSPACES)?)?;
-            Ok(all.into_iter().filter(|w| w.company_id == company).collect())
+            Ok(all
+                .into_iter()
+                .filter(|w| w.company_id == company)
+                .collect())
         })
     }
 
@@ -394,7 +397,8 @@ impl Store for EmbeddedStore {
                 });
             }
             table.insert(id, encode(&connection)?.as_slice())?;
-            txn.open_table(WORKSPACE_CONNECTIONS)?.insert((workspace, id), ())?;
+            txn.open_table(WORKSPACE_CONNECTIONS)?
+                .insert((workspace, id), ())?;
             Ok(connection)
         })
     }
@@ -484,7 +488,10 @@ impl Store for EmbeddedStore {
     fn get_api_key(&self, company: Id, id: String) -> StoreFuture<'_, ApiKey> {
         self.read(move |txn| {
             let table = txn.open_table(API_KEYS)?;
-            let key: Option<ApiKey> = table.get(id.as_str())?.map(|v| decode(v.value())).transpose()?;
+            let key: Option<ApiKey> = table
+                .get(id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
             key.filter(|k| k.company_id == company)
                 .ok_or(StoreError::ApiKeyNotFound)
         })

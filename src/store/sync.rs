@@ -31,7 +31,13 @@ pub async fn start(
         write_keys = index.write_key_count(),
         "key index loaded"
     );
-    Ok(tokio::spawn(follow(store, index, feed, resync_every, shutdown)))
+    Ok(tokio::spawn(follow(
+        store,
+        index,
+        feed,
+        resync_every,
+        shutdown,
+    )))
 }
 
 async fn follow(

@@ -1,1 +1,9 @@
-//! placeholder
+//! Integration tests: the real intake over real HTTP on loopback, each test with its
+//! own data dir and ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod admin;
+mod ingest;
+mod limits;
+mod process;
+mod support;

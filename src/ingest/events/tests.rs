@@ -75,7 +75,10 @@ fn historical_timestamp_without_sent_at_is_kept() {
         Route::Single(EventType::Identify),
     )
     .unwrap();
-    assert_eq!(envelopes(&out)[0]["event"]["timestamp"], "2020-01-01T00:00:00Z");
+    assert_eq!(
+        envelopes(&out)[0]["event"]["timestamp"],
+        "2020-01-01T00:00:00Z"
+    );
 }
 
 #[test]
@@ -160,7 +163,10 @@ fn malformed_bodies_are_bad_requests() {
         ("", Route::Single(EventType::Track)),
     ] {
         assert!(
-            matches!(parse(body.as_bytes(), &route), Err(IngestError::BadRequest(_))),
+            matches!(
+                parse(body.as_bytes(), &route),
+                Err(IngestError::BadRequest(_))
+            ),
             "{body}"
         );
     }
@@ -168,7 +174,10 @@ fn malformed_bodies_are_bad_requests() {
 
 #[test]
 fn oversized_single_event_is_payload_too_large() {
-    let body = format!(r#"{{"userId":"u","event":"e","pad":"{}"}}"#, "x".repeat(2000));
+    let body = format!(
+        r#"{{"userId":"u","event":"e","pad":"{}"}}"#,
+        "x".repeat(2000)
+    );
     let err = run(&body, Route::Single(EventType::Track)).unwrap_err();
     assert!(matches!(err, IngestError::PayloadTooLarge(_)));
 }

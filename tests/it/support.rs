@@ -1,0 +1,374 @@
+//! Test support: the real intake started in-process on loopback port 0 with its own
+//! data dir, or as the built binary; a small HTTP client; admin shortcuts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use intake::app::Running;
+use intake::config::Config;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+/// The operator key every test app is bootstrapped with.
+pub const API_KEY: &str = "api_TestOperatorKey0000000000000000000000000";
+
+/// An answer, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the contract error body and returns its message.
+    pub fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        body["error"]["message"].as_str().unwrap().to_string()
+    }
+}
+
+/// Sends one request on a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
+    let response = sender.send_request(request).await.expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `check` until it returns true or the deadline passes.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A config for tests: loopback port 0, its own data dir, the test operator key.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.ingest.listen = "127.0.0.1:0".into();
+    config.admin.listen = "127.0.0.1:0".into();
+    config.admin.bootstrap_api_key = Some(API_KEY.into());
+    config.store.data_dir = data_dir.to_path_buf();
+    config
+}
+
+/// All envelopes in the log sink of a data dir, in file order.
+pub fn logged_events(data_dir: &Path) -> Vec<Value> {
+    let dir = data_dir.join("events");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("each line is JSON"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Basic auth header value for a write key (Segment style: key as user name).
+pub fn basic(key: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    )
+}
+
+/// Admin calls, shared by in-process apps and binaries.
+#[derive(Clone, Copy)]
+pub struct AdminClient {
+    pub addr: SocketAddr,
+}
+
+impl AdminClient {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        workspace: Option<u32>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_as(API_KEY, method, path, workspace, body).await
+    }
+
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        workspace: Option<u32>,
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {key}");
+        let ws = workspace.map(|w| w.to_string());
+        let mut headers = vec![("authorization", auth.as_str())];
+        if let Some(ws) = &ws {
+            headers.push(("intake-workspace", ws.as_str()));
+        }
+        let body = match body {
+            Some(v) => {
+                headers.push(("content-type", "application/json"));
+                Bytes::from(v.to_string())
+            }
+            None => Bytes::new(),
+        };
+        send(self.addr, method, path, &headers, body).await
+    }
+
+    pub async fn workspace(&self) -> u32 {
+        let reply = self
+            .call(
+                "POST",
+                "/v1/workspaces",
+                None,
+                Some(json!({"name": "Test"})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.json()["id"].as_u64().unwrap() as u32
+    }
+
+    /// A connection of the type, and its first write key (if it has keys).
+    pub async fn connection(&self, workspace: u32, kind: &str) -> (u32, Option<String>) {
+        let reply = self
+            .call(
+                "POST",
+                "/v1/connections",
+                Some(workspace),
+                Some(json!({"name": "c", "type": kind})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        let id = reply.json()["id"].as_u64().unwrap() as u32;
+        let keys = self
+            .call(
+                "GET",
+                &format!("/v1/connections/{id}/event-write-keys"),
+                Some(workspace),
+                None,
+            )
+            .await;
+        let key =
+            (keys.status == 200).then(|| keys.json()["keys"][0].as_str().unwrap().to_string());
+        (id, key)
+    }
+
+    /// A workspace with an sdk connection; its write key.
+    pub async fn sdk_key(&self) -> (u32, u32, String) {
+        let ws = self.workspace().await;
+        let (id, key) = self.connection(ws, "sdk").await;
+        (ws, id, key.unwrap())
+    }
+}
+
+/// intake running inside the test process.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub ingest: SocketAddr,
+    pub admin: AdminClient,
+    /// Kept so the listeners live as long as the test.
+    _running: Running,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        config.validate().expect("test config is valid");
+        let running = intake::app::start(config).await.expect("intake starts");
+        Self {
+            ingest: running.ingest_addr,
+            admin: AdminClient {
+                addr: running.admin_addr,
+            },
+            _running: running,
+            dir,
+        }
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        send(self.ingest, "POST", path, headers, body).await
+    }
+
+    /// POSTs JSON with Basic auth for `key`.
+    pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> Reply {
+        let auth = basic(key);
+        self.post(
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        logged_events(self.dir.path())
+    }
+}
+
+/// intake as a separate process (for signals and kill -9).
+pub struct Binary {
+    pub child: Child,
+    pub ingest: SocketAddr,
+    pub admin: AdminClient,
+}
+
+impl Binary {
+    /// Starts `intake serve` on `data_dir` and waits for its listening line.
+    pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+        command
+            .arg("serve")
+            .env("INTAKE_INGEST__LISTEN", "127.0.0.1:0")
+            .env("INTAKE_ADMIN__LISTEN", "127.0.0.1:0")
+            .env("INTAKE_ADMIN__BOOTSTRAP_API_KEY", API_KEY)
+            .env("INTAKE_STORE__DATA_DIR", data_dir)
+            .env("INTAKE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .current_dir(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn intake");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["fields"]["message"] == "intake is listening" {
+                            let _ = tx.send(v["fields"].clone());
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        });
+        let fields = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("intake printed its listening line");
+        Self {
+            child,
+            ingest: fields["ingest"].as_str().unwrap().parse().unwrap(),
+            admin: AdminClient {
+                addr: fields["admin"].as_str().unwrap().parse().unwrap(),
+            },
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait(mut self, deadline: Duration) -> Option<i32> {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < until, "intake did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
