@@ -1,0 +1,127 @@
+//! Hot-path benchmarks: key index lookups (hit and miss) at growing sizes, lookups
+//! while another thread applies changes, and validation + enrichment of a typical
+//! track event and a 100-event batch.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use intake::index::{KeyIndex, KeyTarget};
+use intake::ingest::events::{self, RequestFacts};
+use intake::ingest::routes::{EventType, Route};
+use intake::model::EventSource;
+use intake::store::feed::{Change, ChangeMessage, Snapshot};
+use serde_json::json;
+
+fn key(n: usize) -> String {
+    format!("{n:032}")
+}
+
+fn target(n: usize) -> KeyTarget {
+    KeyTarget {
+        workspace_id: 1,
+        connection_id: n as u32,
+        source: EventSource::Sdk,
+    }
+}
+
+fn index_of(size: usize) -> KeyIndex {
+    let index = KeyIndex::new(None);
+    index.replace(Snapshot {
+        version: 1,
+        write_keys: (0..size).map(|n| (key(n), target(n))).collect(),
+        api_keys: Vec::new(),
+    });
+    index
+}
+
+fn lookups(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index_lookup");
+    group.throughput(Throughput::Elements(1));
+    for size in [1_000, 100_000, 1_000_000] {
+        let index = index_of(size);
+        let hit = key(size / 2);
+        let miss = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ".to_string();
+        group.bench_function(format!("hit/{size}"), |b| {
+            b.iter(|| black_box(index.lookup(black_box(&hit))))
+        });
+        group.bench_function(format!("miss/{size}"), |b| {
+            b.iter(|| black_box(index.lookup(black_box(&miss))))
+        });
+    }
+    group.finish();
+}
+
+fn lookups_under_writes(c: &mut Criterion) {
+    let index = Arc::new(index_of(100_000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (index, stop) = (index.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut version = 1;
+            while !stop.load(Ordering::Relaxed) {
+                version += 1;
+                index.apply(&ChangeMessage {
+                    version,
+                    changes: vec![Change::WriteKeyAdded {
+                        key: key(1_000_000 + version as usize),
+                        target: target(1),
+                    }],
+                });
+            }
+        })
+    };
+    let hit = key(500);
+    c.bench_function("index_lookup/hit_while_writing/100000", |b| {
+        b.iter(|| black_box(index.lookup(black_box(&hit))))
+    });
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+fn enrichment(c: &mut Criterion) {
+    let facts = RequestFacts {
+        received_at: intake::clock::now(),
+        received_at_text: "2026-11-22T10:00:00.123Z",
+        client_ip: "203.0.113.7",
+        target: target(1),
+        max_event_bytes: 32_768,
+    };
+    let event = json!({
+        "userId": "user-1234567", "event": "Order Completed",
+        "timestamp": "2026-11-22T09:59:58.000Z", "sentAt": "2026-11-22T10:00:00.000Z",
+        "properties": {"orderId": "o-1", "total": 99.5, "currency": "EUR",
+            "products": [{"sku": "a", "price": 10}, {"sku": "b", "price": 20}], "coupon": "x".repeat(300)},
+        "context": {"library": {"name": "analytics-node", "version": "2.1.0"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156 Safari/537.36",
+            "page": {"path": "/checkout", "url": "https://shop.example/checkout"}}
+    })
+    .to_string();
+    let mut group = c.benchmark_group("events");
+    group.throughput(Throughput::Bytes(event.len() as u64));
+    group.bench_function("track_1kb", |b| {
+        b.iter_batched(
+            || event.as_bytes(),
+            |body| {
+                let parsed = events::parse(body, &Route::Single(EventType::Track)).unwrap();
+                black_box(events::process(parsed, &facts).unwrap())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let with_type = event.replacen('{', "{\"type\":\"track\",", 1);
+    let batch = format!("{{\"batch\":[{}]}}", vec![with_type; 100].join(","));
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("batch_100", |b| {
+        b.iter(|| {
+            let parsed = events::parse(batch.as_bytes(), &Route::Batch).unwrap();
+            black_box(events::process(parsed, &facts).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookups, lookups_under_writes, enrichment);
+criterion_main!(benches);
