@@ -15,12 +15,14 @@ use crate::admin::{self, Admin};
 use crate::config::{parse_cidrs, Config};
 use crate::index::KeyIndex;
 use crate::ingest::{self, answer::Cors, Ingest};
-use crate::limits::{self, IpLimiter};
+use crate::limits::{self, AuthFailures, IpLimiter};
 use crate::sink::{log::LogSink, Sink};
 use crate::store::{bootstrap, embedded::EmbeddedStore, sync, Store};
 
 /// Time in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Failed admin authentications an address may make per minute before it gets 429.
+const ADMIN_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How often idle per-address limiter entries are dropped.
 const LIMITER_EVICTION_PERIOD: Duration = Duration::from_secs(10);
 
@@ -98,6 +100,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sink: sink.clone(),
         trusted_proxies: parse_cidrs(&config.admin.trusted_proxies)
             .map_err(|bad| anyhow::anyhow!("admin.trusted_proxies: `{bad}` is not a CIDR"))?,
+        auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
     });
 
     let mut background = vec![sync_task];

@@ -15,7 +15,7 @@ use super::error::AdminError;
 use super::Admin;
 use crate::index::ApiKeyAuth;
 use crate::model::{Id, Workspace};
-use crate::net;
+use crate::{net, secrets};
 
 /// Header naming the workspace a request acts in.
 pub const WORKSPACE_HEADER: &str = "intake-workspace";
@@ -59,12 +59,19 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let presented = presented_key(request.headers()).ok_or(AdminError::Unauthorized(
-        "an API key is required: Authorization: Bearer api_… or X-API-Key",
-    ))?;
     let ip = net::client_ip(peer.ip(), request.headers(), &admin.trusted_proxies);
+    if let Some(retry_after) = admin.auth_failures.blocked(ip) {
+        return Err(AdminError::TooManyRequests(retry_after));
+    }
+    let Some(presented) = presented_key(request.headers()) else {
+        admin.auth_failures.record(ip);
+        return Err(AdminError::Unauthorized(
+            "an API key is required: Authorization: Bearer api_… or X-API-Key",
+        ));
+    };
     let Some(key) = admin.index.api_key(presented) else {
-        tracing::info!(client = %ip, "admin authentication failed");
+        admin.auth_failures.record(ip);
+        tracing::info!(client = %ip, key = %secrets::redact(presented), "admin authentication failed");
         return Err(AdminError::Unauthorized(
             "unknown, inactive or malformed API key",
         ));

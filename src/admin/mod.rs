@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::index::KeyIndex;
+use crate::limits::AuthFailures;
 use crate::sink::Sink;
 use crate::store::{Store, Written};
 use error::AdminError;
@@ -40,6 +41,8 @@ pub struct Admin {
     pub sink: Arc<Sink>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Failed authentications per client address (online guessing guard).
+    pub auth_failures: AuthFailures,
 }
 
 impl Admin {
@@ -65,6 +68,13 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(
             "/v1/companies",
             post(companies::create).get(companies::list),
+        )
+        .route("/v1/keys", post(api_keys::create).get(api_keys::list))
+        .route(
+            "/v1/keys/{id}",
+            get(api_keys::get_one)
+                .put(api_keys::update)
+                .delete(api_keys::delete_one),
         )
         .route(
             "/v1/workspaces",

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;
+mod api_keys;
 mod ingest;
 mod limits;
 mod process;

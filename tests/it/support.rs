@@ -59,7 +59,31 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
-    let stream = TcpStream::connect(addr).await.expect("connect");
+    send_from(None, addr, method, path, headers, body).await
+}
+
+/// Sends one request from a chosen loopback source address (127.0.0.2, ::1, …).
+pub async fn send_from(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let stream = match source {
+        None => TcpStream::connect(addr).await.expect("connect"),
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .unwrap();
+            socket.bind(SocketAddr::new(ip, 0)).expect("bind source");
+            socket.connect(addr).await.expect("connect")
+        }
+    };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
