@@ -67,6 +67,7 @@ fn status_name(status: ApiKeyStatus) -> &'static str {
 
 /// `POST /v1/keys {"userId","whitelistedIPs"?,"description"?,"workspaceId"?}` → 201
 /// with the secret.
+#[utoipa::path(post, path = "/v1/keys", request_body = crate::admin::openapi::NewApiKey, responses((status = 201, description = "the key, with its secret shown this once", body = crate::admin::openapi::ApiKeyBody), (status = 403, description = "a workspace-restricted key", body = crate::admin::openapi::ErrorBody), (status = 422, description = "a field rule", body = crate::admin::openapi::ErrorBody)))]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -105,6 +106,7 @@ pub async fn create(
 }
 
 /// `GET /v1/keys/{keyId}` (masked).
+#[utoipa::path(get, path = "/v1/keys/{keyId}", params(("keyId" = String, Path)), responses((status = 200, description = "the key (masked)", body = crate::admin::openapi::ApiKeyBody), (status = 404, description = "no such key", body = crate::admin::openapi::ErrorBody)))]
 pub async fn get_one(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -116,6 +118,7 @@ pub async fn get_one(
 }
 
 /// `PUT /v1/keys/{keyId} {"apiVersion"?,"description"?,"whitelistedIPs"?}`
+#[utoipa::path(put, path = "/v1/keys/{keyId}", params(("keyId" = String, Path)), request_body = crate::admin::openapi::ApiKeyChanges, responses((status = 200, description = "the changed key", body = crate::admin::openapi::ApiKeyBody), (status = 404, description = "no such key", body = crate::admin::openapi::ErrorBody), (status = 422, description = "a field rule", body = crate::admin::openapi::ErrorBody)))]
 pub async fn update(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -154,6 +157,7 @@ pub async fn update(
 }
 
 /// `DELETE /v1/keys/{keyId}` → 204: soft delete; the key stops working everywhere.
+#[utoipa::path(delete, path = "/v1/keys/{keyId}", params(("keyId" = String, Path)), responses((status = 204, description = "soft-deleted: inactive everywhere"), (status = 404, description = "no such key", body = crate::admin::openapi::ErrorBody)))]
 pub async fn delete_one(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -188,6 +192,7 @@ pub async fn delete_one(
 }
 
 /// `GET /v1/keys?status&limit&startingAfter&endingBefore&offset`
+#[utoipa::path(get, path = "/v1/keys", params(("status" = Option<String>, Query, description = "active (default) or inactive"), ("limit" = Option<usize>, Query, description = "1..100, default 25"), ("startingAfter" = Option<String>, Query), ("endingBefore" = Option<String>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, description = "one page, newest first", body = crate::admin::openapi::ApiKeyPage), (status = 422, description = "a bad parameter", body = crate::admin::openapi::ErrorBody)))]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -196,7 +201,7 @@ pub async fn list(
     caller.require_company_wide()?;
     let request = PageRequest::parse(&query)?;
     let mut all = admin.store.list_api_keys(caller.key.company_id).await?;
-    all.sort_by(|a, b| sort_key(b).cmp(&sort_key(a)));
+    all.sort_by_key(|k| std::cmp::Reverse(sort_key(k)));
     let cursor = |id: &String, name: &str| {
         all.iter()
             .find(|k| &k.id == id)

@@ -26,6 +26,7 @@ fn view(c: &Company) -> Value {
 }
 
 /// `POST /v1/companies {"name"}` → 201 with the first API key's secret.
+#[utoipa::path(post, path = "/v1/companies", request_body = crate::admin::openapi::NameBody, responses((status = 201, description = "the company and its first API key", body = crate::admin::openapi::CreatedCompany), (status = 403, description = "not an operator key", body = crate::admin::openapi::ErrorBody), (status = 422, description = "a field rule", body = crate::admin::openapi::ErrorBody)))]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -50,6 +51,7 @@ pub async fn create(
 }
 
 /// `GET /v1/companies`
+#[utoipa::path(get, path = "/v1/companies", responses((status = 200, description = "all companies", body = crate::admin::openapi::CompanyList), (status = 403, description = "not an operator key", body = crate::admin::openapi::ErrorBody)))]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     caller: Caller,

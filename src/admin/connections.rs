@@ -32,6 +32,7 @@ pub fn view(c: &Connection) -> Value {
 
 /// `POST /v1/connections {"name","type"}`: sdk and webhook connections get their
 /// first event write key.
+#[utoipa::path(post, path = "/v1/connections", request_body = crate::admin::openapi::NewConnection, params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)")), responses((status = 201, description = "created (sdk and webhook connections with their first key)", body = crate::admin::openapi::ConnectionBody), (status = 404, description = "workspace does not exist", body = crate::admin::openapi::ErrorBody), (status = 422, description = "a field rule", body = crate::admin::openapi::ErrorBody)))]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -57,6 +58,7 @@ pub async fn create(
 }
 
 /// `GET /v1/connections`
+#[utoipa::path(get, path = "/v1/connections", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)")), responses((status = 200, description = "the workspace connections", body = crate::admin::openapi::ConnectionList), (status = 404, description = "workspace does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -67,6 +69,7 @@ pub async fn list(
 }
 
 /// `GET /v1/connections/{id}`
+#[utoipa::path(get, path = "/v1/connections/{id}", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)), responses((status = 200, description = "the connection", body = crate::admin::openapi::ConnectionBody), (status = 404, description = "workspace or connection does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn get_one(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -78,6 +81,7 @@ pub async fn get_one(
 }
 
 /// `DELETE /v1/connections/{id}`: revokes all its keys.
+#[utoipa::path(delete, path = "/v1/connections/{id}", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)), responses((status = 204, description = "deleted; its keys are revoked"), (status = 404, description = "workspace or connection does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn delete_one(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -93,6 +97,7 @@ pub async fn delete_one(
 }
 
 /// `POST /v1/connections/{id}/event-write-keys` → 201 `{"key"}`
+#[utoipa::path(post, path = "/v1/connections/{id}/event-write-keys", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)), responses((status = 201, description = "the new key", body = crate::admin::openapi::WriteKeyBody), (status = 404, description = "workspace or connection does not exist", body = crate::admin::openapi::ErrorBody), (status = 422, description = "TooManyEventWriteKeys or NotEventConnection", body = crate::admin::openapi::ErrorBody)))]
 pub async fn add_key(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -105,6 +110,7 @@ pub async fn add_key(
 }
 
 /// `GET /v1/connections/{id}/event-write-keys` → `{"keys":[…]}`, oldest first.
+#[utoipa::path(get, path = "/v1/connections/{id}/event-write-keys", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)), responses((status = 200, description = "the keys, oldest first", body = crate::admin::openapi::WriteKeyList), (status = 404, description = "workspace or connection does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn list_keys(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,
@@ -120,6 +126,7 @@ pub async fn list_keys(
 }
 
 /// `DELETE /v1/connections/{id}/event-write-keys/{key}` → 204
+#[utoipa::path(delete, path = "/v1/connections/{id}/event-write-keys/{key}", params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 404, description = "workspace, connection or key does not exist", body = crate::admin::openapi::ErrorBody), (status = 422, description = "SingleEventWriteKey", body = crate::admin::openapi::ErrorBody)))]
 pub async fn delete_key(
     State(admin): State<Arc<Admin>>,
     scope: InWorkspace,

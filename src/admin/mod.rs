@@ -7,6 +7,7 @@ pub mod auth;
 pub mod companies;
 pub mod connections;
 pub mod error;
+pub mod openapi;
 pub mod ops;
 pub mod workspaces;
 
@@ -107,6 +108,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(openapi::document))
         .merge(api)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

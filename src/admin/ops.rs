@@ -10,11 +10,13 @@ use super::error::AdminError;
 use super::Admin;
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "the process is up", body = crate::admin::openapi::StatusBody)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the index is loaded and the sink takes writes.
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "index loaded, sink writable", body = crate::admin::openapi::StatusBody), (status = 503, description = "not ready", body = crate::admin::openapi::ErrorBody)))]
 pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
     if !admin.index.is_loaded() {
         return Err(AdminError::Unavailable(

@@ -31,6 +31,7 @@ fn visible(caller: &Caller, id: u32) -> Result<(), AdminError> {
 }
 
 /// `POST /v1/workspaces {"name"}`
+#[utoipa::path(post, path = "/v1/workspaces", request_body = crate::admin::openapi::NameBody, responses((status = 201, description = "created", body = crate::admin::openapi::WorkspaceBody), (status = 422, description = "a field rule", body = crate::admin::openapi::ErrorBody)))]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -47,6 +48,7 @@ pub async fn create(
 }
 
 /// `GET /v1/workspaces`
+#[utoipa::path(get, path = "/v1/workspaces", responses((status = 200, description = "the company workspaces", body = crate::admin::openapi::WorkspaceList)))]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -61,6 +63,7 @@ pub async fn list(
 }
 
 /// `GET /v1/workspaces/{id}`
+#[utoipa::path(get, path = "/v1/workspaces/{id}", params(("id" = u32, Path)), responses((status = 200, description = "the workspace", body = crate::admin::openapi::WorkspaceBody), (status = 404, description = "workspace does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn get_one(
     State(admin): State<Arc<Admin>>,
     caller: Caller,
@@ -73,6 +76,7 @@ pub async fn get_one(
 }
 
 /// `DELETE /v1/workspaces/{id}`: also deletes its connections and revokes their keys.
+#[utoipa::path(delete, path = "/v1/workspaces/{id}", params(("id" = u32, Path)), responses((status = 204, description = "deleted with its connections"), (status = 404, description = "workspace does not exist", body = crate::admin::openapi::ErrorBody)))]
 pub async fn delete_one(
     State(admin): State<Arc<Admin>>,
     caller: Caller,

@@ -6,5 +6,6 @@ mod admin;
 mod api_keys;
 mod ingest;
 mod limits;
+mod openapi;
 mod process;
 mod support;
