@@ -20,8 +20,9 @@ install_debian_packages() {
 }
 
 command -v cargo >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
-# gcc builds the few C parts of dependencies; the tests need nothing else yet.
-install_debian_packages cc:gcc
+# gcc builds the few C parts of dependencies; the integration tests start their own
+# redis-server processes (never the shared one on 6379).
+install_debian_packages cc:gcc redis-server:redis-server
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
 
 echo "== cargo fmt --check"

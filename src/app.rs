@@ -12,12 +12,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
-use crate::config::{parse_cidrs, Config};
+use crate::config::{parse_cidrs, Config, SinkBackend, StoreBackend};
 use crate::index::KeyIndex;
 use crate::ingest::{self, answer::Cors, Ingest};
 use crate::limits::{self, AuthFailures, IpLimiter};
-use crate::sink::{log::LogSink, Sink};
-use crate::store::{bootstrap, embedded::EmbeddedStore, sync, Store};
+use crate::sink::{log::LogSink, redis::RedisSink, Sink};
+use crate::store::{bootstrap, embedded::EmbeddedStore, redis::RedisStore, sync, Store};
 
 /// Time in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -44,10 +44,19 @@ pub struct Running {
 /// Starts everything; returns once both listeners accept connections.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let data_dir = config.store.data_dir.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&data_dir)
-            .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?,
-    );
+    let store: Arc<dyn Store> = match config.store.backend {
+        StoreBackend::Embedded => Arc::new(
+            EmbeddedStore::open(&data_dir)
+                .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?,
+        ),
+        StoreBackend::Redis => Arc::new(
+            RedisStore::connect(&config.store.redis_url)
+                .await
+                .with_context(|| {
+                    format!("store.redis_url: connecting to {}", config.store.redis_url)
+                })?,
+        ),
+    };
     let generated_api_key = bootstrap::ensure_operator_key(
         store.as_ref(),
         config.admin.bootstrap_api_key.as_deref(),
@@ -69,11 +78,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .await
     .context("loading the key index")?;
 
-    let events_dir = data_dir.join("events");
-    let sink = Arc::new(Sink::Log(
-        LogSink::open(&events_dir, config.sink.segment_bytes)
-            .with_context(|| format!("opening the event log in {}", events_dir.display()))?,
-    ));
+    let sink = Arc::new(open_sink(&config)?);
 
     let ingest_listener = bind(&config.ingest.listen, "ingest.listen").await?;
     let admin_listener = bind(&config.admin.listen, "admin.listen").await?;
@@ -162,6 +167,26 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+fn open_sink(config: &Config) -> anyhow::Result<Sink> {
+    Ok(match config.sink.backend {
+        SinkBackend::Log => {
+            let dir = config.store.data_dir.join("events");
+            Sink::Log(
+                LogSink::open(&dir, config.sink.segment_bytes)
+                    .with_context(|| format!("opening the event log in {}", dir.display()))?,
+            )
+        }
+        SinkBackend::Redis => Sink::Redis(
+            RedisSink::open(
+                &config.store.redis_url,
+                config.sink.stream.clone(),
+                &config.spool_dir(),
+            )
+            .context("sink: opening the Redis stream sink")?,
+        ),
+    })
 }
 
 async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {

@@ -266,12 +266,6 @@ impl Config {
         if self.store.data_dir.as_os_str().is_empty() {
             problems.push("store.data_dir: must not be empty".into());
         }
-        if self.store.backend == StoreBackend::Redis || self.sink.backend == SinkBackend::Redis {
-            problems.push(
-                "store.backend / sink.backend: `redis` is not available in this build yet; use `embedded` and `log`"
-                    .into(),
-            );
-        }
         if self.sink.stream.is_empty() {
             problems.push("sink.stream: must not be empty".into());
         }

@@ -23,6 +23,11 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, Admi
             "the key index is not loaded yet".into(),
         ));
     }
+    if !admin.store.is_healthy() {
+        return Err(AdminError::Unavailable(
+            "the store is unreachable; serving the last key index, admin writes refused".into(),
+        ));
+    }
     if !admin.sink.is_writable() {
         return Err(AdminError::Unavailable(
             "the event sink refuses writes".into(),

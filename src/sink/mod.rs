@@ -4,6 +4,9 @@
 
 pub mod envelope;
 pub mod log;
+pub mod queue;
+pub mod redis;
+pub mod segments;
 
 use thiserror::Error;
 
@@ -19,6 +22,8 @@ pub enum SinkError {
 pub enum Sink {
     /// NDJSON segments on the local disk.
     Log(log::LogSink),
+    /// A Redis stream, with a local spool.
+    Redis(redis::RedisSink),
 }
 
 impl Sink {
@@ -26,6 +31,7 @@ impl Sink {
     pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
         match self {
             Self::Log(sink) => sink.write(lines).await,
+            Self::Redis(sink) => sink.write(lines).await,
         }
     }
 
@@ -33,6 +39,7 @@ impl Sink {
     pub fn is_writable(&self) -> bool {
         match self {
             Self::Log(sink) => sink.is_writable(),
+            Self::Redis(sink) => sink.is_writable(),
         }
     }
 
@@ -40,6 +47,7 @@ impl Sink {
     pub async fn close(&self) {
         match self {
             Self::Log(sink) => sink.close().await,
+            Self::Redis(sink) => sink.close().await,
         }
     }
 }

@@ -13,9 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use super::feed::{Change, ChangeMessage, FeedItem, Snapshot};
-use super::{Store, StoreError, StoreFuture, Written};
+use super::{auth_of, target_of, Store, StoreError, StoreFuture, Written};
 use crate::clock;
-use crate::index::{ApiKeyAuth, KeyTarget};
 use crate::model::{
     ApiKey, ApiKeyStatus, Company, Connection, Id, Workspace, WriteKeyRecord,
     MAX_WRITE_KEYS_PER_CONNECTION,
@@ -188,14 +187,6 @@ fn load_connection(
         .ok_or(StoreError::ConnectionNotFound)
 }
 
-fn target_of(connection: &Connection) -> Option<KeyTarget> {
-    Some(KeyTarget {
-        workspace_id: connection.workspace_id,
-        connection_id: connection.id,
-        source: connection.source()?,
-    })
-}
-
 /// Removes a connection and records the revocation of its keys.
 fn remove_connection(
     txn: &WriteTransaction,
@@ -212,17 +203,6 @@ fn remove_connection(
             .map(|k| Change::WriteKeyRevoked { key: k.key.clone() }),
     );
     Ok(())
-}
-
-fn auth_of(key: &ApiKey, operator: bool) -> ApiKeyAuth {
-    ApiKeyAuth {
-        id: key.id.clone(),
-        hash: key.key_hash.clone(),
-        company_id: key.company_id,
-        workspace_id: key.workspace_id,
-        whitelisted_ips: key.whitelisted_ips.clone(),
-        operator,
-    }
 }
 
 fn is_operator(txn: &WriteTransaction, company: Id) -> Result<bool, StoreError> {

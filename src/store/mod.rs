@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod embedded;
 pub mod feed;
+pub mod redis;
 pub mod sync;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+use crate::index::{ApiKeyAuth, KeyTarget};
 use crate::model::{ApiKey, Company, Connection, Id, Workspace};
 use feed::{FeedItem, Snapshot};
 
@@ -135,4 +137,29 @@ pub trait Store: Send + Sync {
     fn api_key_by_hash(&self, hash_hex: String) -> StoreFuture<'_, Option<ApiKey>>;
     /// Whether any API key exists at all.
     fn has_api_keys(&self) -> StoreFuture<'_, bool>;
+    /// Whether the store is reachable and its change feed connected (for `/readyz`).
+    fn is_healthy(&self) -> bool {
+        true
+    }
+}
+
+/// Where a connection's keys send events; `None` for types without keys.
+pub(crate) fn target_of(connection: &Connection) -> Option<KeyTarget> {
+    Some(KeyTarget {
+        workspace_id: connection.workspace_id,
+        connection_id: connection.id,
+        source: connection.source()?,
+    })
+}
+
+/// What the index needs of an active API key.
+pub(crate) fn auth_of(key: &ApiKey, operator: bool) -> ApiKeyAuth {
+    ApiKeyAuth {
+        id: key.id.clone(),
+        hash: key.key_hash.clone(),
+        company_id: key.company_id,
+        workspace_id: key.workspace_id,
+        whitelisted_ips: key.whitelisted_ips.clone(),
+        operator,
+    }
 }

@@ -224,7 +224,11 @@ async fn connections_live_in_the_named_workspace() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn event_write_keys_follow_the_seed_rules() {
-    let app = TestApp::start().await;
+    seed_rules(&TestApp::start().await).await;
+}
+
+/// Every rule and error of the event write keys seed, on any store.
+pub async fn seed_rules(app: &TestApp) {
     let ws = app.admin.workspace().await;
     let (conn, first) = app.admin.connection(ws, "sdk").await;
     let first = first.unwrap();
@@ -378,7 +382,11 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn companies_are_isolated_from_each_other() {
-    let app = TestApp::start().await;
+    company_isolation(&TestApp::start().await).await;
+}
+
+/// A tenant company sees nothing of the operator's, on any store.
+pub async fn company_isolation(app: &TestApp) {
     let operator_ws = app.admin.workspace().await;
     let created = app
         .admin

@@ -6,6 +6,8 @@ mod admin;
 mod api_keys;
 mod ingest;
 mod limits;
+mod on_redis;
 mod openapi;
 mod process;
+mod redis_server;
 mod support;

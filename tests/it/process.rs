@@ -171,7 +171,7 @@ async fn kill_9_after_200_loses_no_acknowledged_event() {
 }
 
 /// Sends a request, or None if the connection broke (the node was killed).
-async fn try_send(addr: std::net::SocketAddr, auth: &str, body: String) -> Option<u16> {
+pub async fn try_send(addr: std::net::SocketAddr, auth: &str, body: String) -> Option<u16> {
     use http_body_util::{BodyExt, Full};
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let (mut sender, connection) =

@@ -1,0 +1,124 @@
+//! The queue in front of a sink's single writer: requests hand over their envelopes and
+//! wait for the verdict; the writer takes every request queued behind the first one as
+//! one group, so that one fsync or one Redis round trip serves them all.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::SinkError;
+
+/// Requests waiting for a writer; senders wait when it is full.
+const QUEUE_DEPTH: usize = 4096;
+
+/// What a writer receives.
+pub enum Job {
+    /// Make these newline-terminated envelopes durable, then answer.
+    Write {
+        /// The envelopes.
+        lines: Vec<u8>,
+        /// Where the verdict goes.
+        done: Waiter,
+    },
+    /// Finish what is queued, then stop and answer.
+    Close {
+        /// Answered once stopped.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A waiting request.
+pub type Waiter = oneshot::Sender<Result<(), SinkError>>;
+
+/// The requests one group commit serves, and the close request that ended it, if any.
+pub struct Group {
+    /// Envelopes with their waiters, in arrival order.
+    pub writes: Vec<(Vec<u8>, Waiter)>,
+    /// Set when a close followed these writes.
+    pub closing: Option<oneshot::Sender<()>>,
+}
+
+impl Group {
+    /// Takes `first` and whatever `next` yields, up to `max_bytes` of envelopes.
+    pub fn gather(first: Job, mut next: impl FnMut() -> Option<Job>, max_bytes: usize) -> Self {
+        let mut group = Self {
+            writes: Vec::new(),
+            closing: None,
+        };
+        let mut bytes = 0;
+        let mut job = Some(first);
+        while let Some(current) = job.take() {
+            match current {
+                Job::Write { lines, done } => {
+                    bytes += lines.len();
+                    group.writes.push((lines, done));
+                }
+                Job::Close { done } => {
+                    group.closing = Some(done);
+                    break;
+                }
+            }
+            if bytes < max_bytes {
+                job = next();
+            }
+        }
+        group
+    }
+
+    /// The envelope buffers, in order.
+    pub fn buffers(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.iter().map(|(lines, _)| lines.as_slice())
+    }
+
+    /// Tells every waiter the same verdict.
+    pub fn answer(self, result: &Result<(), SinkError>) -> Option<oneshot::Sender<()>> {
+        for (_, done) in self.writes {
+            let _ = done.send(result.clone());
+        }
+        self.closing
+    }
+}
+
+/// The requests' side of the queue.
+pub struct Queue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Queue {
+    /// A queue and the receiver its writer drains.
+    pub fn new() -> (Self, mpsc::Receiver<Job>) {
+        let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
+        (Self { jobs }, receiver)
+    }
+
+    /// Hands `lines` to the writer and waits for the verdict.
+    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
+        let (done, verdict) = oneshot::channel();
+        self.jobs
+            .send(Job::Write { lines, done })
+            .await
+            .map_err(|_| closed())?;
+        verdict.await.map_err(|_| closed())?
+    }
+
+    /// Lets queued writes finish, then stops the writer.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.jobs.send(Job::Close { done }).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+/// The answer to writes after the sink closed.
+pub fn closed() -> SinkError {
+    SinkError::Unavailable("the event sink is closed".into())
+}
+
+/// Refuses whatever is still queued once a writer has stopped.
+pub fn refuse_rest(receiver: &mut mpsc::Receiver<Job>) {
+    receiver.close();
+    while let Ok(job) = receiver.try_recv() {
+        if let Job::Write { done, .. } = job {
+            let _ = done.send(Err(closed()));
+        }
+    }
+}
