@@ -31,7 +31,9 @@ fn index_of(size: usize) -> KeyIndex {
     let index = KeyIndex::new(None);
     index.replace(Snapshot {
         version: 1,
-        write_keys: (0..size).map(|n| (key(n), target(n))).collect(),
+        write_keys: (0..size)
+            .map(|n| (intake::index::write_key_bytes(&key(n)).unwrap(), target(n)))
+            .collect(),
         api_keys: Vec::new(),
     });
     index

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::limits::KeyLimiter;
+use crate::limits::{KeyLimiter, Throttled};
 use crate::model::{EventSource, Id};
 use crate::secrets::{self, ApiKeyHash, WRITE_KEY_LEN};
 use crate::store::feed::{Change, ChangeMessage, Snapshot};
@@ -27,7 +27,12 @@ use crate::store::feed::{Change, ChangeMessage, Snapshot};
 const OVERLAY_LIMIT: usize = 4096;
 
 /// A write key as the index stores it: its 32 bytes, inline.
-type WriteKeyBytes = [u8; WRITE_KEY_LEN];
+pub type WriteKeyBytes = [u8; WRITE_KEY_LEN];
+
+/// The index form of a write key; `None` when it cannot be one (wrong length).
+pub fn write_key_bytes(key: &str) -> Option<WriteKeyBytes> {
+    key.as_bytes().try_into().ok()
+}
 
 /// Where a write key's events go and which routes it may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,9 +51,10 @@ pub struct KeyTarget {
 pub struct KeyEntry {
     /// Where events go.
     pub target: KeyTarget,
-    /// This key's request budget; lives and dies with the key, so unknown keys never
-    /// create limiter state and memory stays bounded by the number of keys.
-    pub limiter: Option<KeyLimiter>,
+    /// This key's request budget, made on the key's first request; it lives and dies
+    /// with the key, so unknown keys never create limiter state, idle keys cost a
+    /// pointer, and memory stays bounded by the number of keys.
+    limiter: OnceLock<Box<KeyLimiter>>,
 }
 
 /// What the admin listener needs to authorise a request made with an API key.
@@ -141,6 +147,14 @@ impl KeyIndex {
         }
     }
 
+    /// Takes one request from a key's budget (no lock: the limiter is one atomic).
+    pub fn take_budget(&self, entry: &KeyEntry) -> Result<(), Throttled> {
+        match &self.make_limiter {
+            Some(make) => entry.limiter.get_or_init(|| Box::new(make())).check(),
+            None => Ok(()),
+        }
+    }
+
     /// Authorisation for an API key, by the digest of the presented secret.
     pub fn api_key(&self, presented: &str) -> Option<Arc<ApiKeyAuth>> {
         if !secrets::is_api_key_shape(presented) {
@@ -187,9 +201,7 @@ impl KeyIndex {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut base = HashMap::with_capacity(snapshot.write_keys.len());
         for (key, target) in snapshot.write_keys {
-            if let Ok(bytes) = WriteKeyBytes::try_from(key.as_bytes()) {
-                base.insert(bytes, self.entry(target));
-            }
+            base.insert(key, entry(target));
         }
         let api_keys = snapshot
             .api_keys
@@ -222,7 +234,7 @@ impl KeyIndex {
             match change {
                 Change::WriteKeyAdded { key, target } => {
                     if let Ok(bytes) = WriteKeyBytes::try_from(key.as_bytes()) {
-                        overlay.insert(bytes, Some(self.entry(*target)));
+                        overlay.insert(bytes, Some(entry(*target)));
                     }
                 }
                 Change::WriteKeyRevoked { key } => {
@@ -260,13 +272,13 @@ impl KeyIndex {
         self.version.send_replace(message.version);
         ApplyOutcome::Applied
     }
+}
 
-    fn entry(&self, target: KeyTarget) -> Arc<KeyEntry> {
-        Arc::new(KeyEntry {
-            target,
-            limiter: self.make_limiter.as_ref().map(|make| make()),
-        })
-    }
+fn entry(target: KeyTarget) -> Arc<KeyEntry> {
+    Arc::new(KeyEntry {
+        target,
+        limiter: OnceLock::new(),
+    })
 }
 
 /// A new base map: the old one with the overlay's additions and removals.
@@ -316,7 +328,7 @@ mod tests {
         assert!(!index.is_loaded());
         index.replace(Snapshot {
             version: 5,
-            write_keys: vec![(key(1), target(1))],
+            write_keys: vec![(write_key_bytes(&key(1)).unwrap(), target(1))],
             api_keys: vec![],
         });
         assert!(index.is_loaded());

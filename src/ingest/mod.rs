@@ -213,9 +213,10 @@ fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<Arc<KeyEntry>,
         }
         _ => {}
     }
-    if let Some(limiter) = &entry.limiter {
-        limiter.check().map_err(IngestError::TooManyRequests)?;
-    }
+    ingest
+        .index
+        .take_budget(&entry)
+        .map_err(IngestError::TooManyRequests)?;
     Ok(entry)
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use super::feed::{Change, ChangeMessage, FeedItem, Snapshot};
 use super::{auth_of, target_of, Store, StoreError, StoreFuture, Written};
 use crate::clock;
+use crate::index::write_key_bytes;
 use crate::model::{
     ApiKey, ApiKeyStatus, Company, Connection, Id, Workspace, WriteKeyRecord,
     MAX_WRITE_KEYS_PER_CONNECTION,
@@ -238,7 +239,12 @@ impl Store for EmbeddedStore {
             for row in txn.open_table(CONNECTIONS)?.iter()? {
                 let connection: Connection = decode(row?.1.value())?;
                 if let Some(target) = target_of(&connection) {
-                    write_keys.extend(connection.keys.into_iter().map(|k| (k.key, target)));
+                    write_keys.extend(
+                        connection
+                            .keys
+                            .iter()
+                            .filter_map(|k| Some((write_key_bytes(&k.key)?, target))),
+                    );
                 }
             }
             let companies: Vec<Company> = all(&txn.open_table(COMPANIES)?)?;

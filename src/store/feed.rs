@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{ApiKeyAuth, KeyTarget};
+use crate::index::{ApiKeyAuth, KeyTarget, WriteKeyBytes};
 
 /// One change to what the index holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ pub struct Snapshot {
     /// Store version the snapshot reflects.
     pub version: u64,
     /// Every active write key and its target.
-    pub write_keys: Vec<(String, KeyTarget)>,
+    pub write_keys: Vec<(WriteKeyBytes, KeyTarget)>,
     /// Every active API key.
     pub api_keys: Vec<ApiKeyAuth>,
 }

@@ -31,8 +31,8 @@ use tokio::sync::broadcast;
 use super::feed::{Change, FeedItem, Snapshot};
 use super::{auth_of, StoreError, Written};
 use crate::clock::{self, millis};
-use crate::index::KeyTarget;
-use crate::model::{ApiKey, ApiKeyStatus, Company, Connection, Id, WriteKeyRecord};
+use crate::index::{write_key_bytes, KeyTarget};
+use crate::model::{ApiKey, ApiKeyStatus, Company, Connection, EventSource, Id, WriteKeyRecord};
 use crate::secrets;
 use scripts::Scripts;
 
@@ -57,14 +57,25 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Subscribers that fall this far behind reload in full.
 const FEED_CAPACITY: usize = 4096;
 
-/// A write key as stored in `intake:write-keys`.
+/// A write key as stored in `intake:write-keys` (flat fields: the full load parses a
+/// million of these, and serde's `flatten` would buffer each one).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoredWriteKey {
-    #[serde(flatten)]
-    target: KeyTarget,
+    workspace_id: Id,
+    connection_id: Id,
+    source: EventSource,
     #[serde(with = "millis")]
     created_at: OffsetDateTime,
+}
+
+/// The fields of a stored write key the full load needs, borrowed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredTarget {
+    workspace_id: Id,
+    connection_id: Id,
+    source: EventSource,
 }
 
 /// The Redis-backed store.
@@ -182,13 +193,17 @@ impl RedisStore {
         Ok(serde_json::to_string(&change)?)
     }
 
-    /// Every entry of a hash, `SCAN_BATCH` at a time.
-    async fn scan_hash(&self, hash: &str) -> Result<Vec<(String, String)>, StoreError> {
+    /// Every entry of a hash, `SCAN_BATCH` at a time, handed to `each` batch by batch
+    /// so that the raw replies never pile up.
+    async fn scan_hash(
+        &self,
+        hash: &str,
+        mut each: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
-        let mut out = Vec::new();
         loop {
-            let (next, batch): (u64, Vec<(String, String)>) = timed(
+            let (next, batch): (u64, Vec<(Vec<u8>, Vec<u8>)>) = timed(
                 redis::cmd("HSCAN")
                     .arg(hash)
                     .arg(cursor)
@@ -197,9 +212,9 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
-            out.extend(batch);
+            each(batch)?;
             if next == 0 {
-                return Ok(out);
+                return Ok(());
             }
             cursor = next;
         }
@@ -210,21 +225,38 @@ impl RedisStore {
         // changes also arrive on the feed and re-applying them is harmless.
         let version: Option<u64> = timed(self.conn().get(VERSION)).await?;
         let mut write_keys = Vec::new();
-        for (key, raw) in self.scan_hash(WRITE_KEYS).await? {
-            let stored: StoredWriteKey = serde_json::from_str(&raw)?;
-            write_keys.push((key, stored.target));
-        }
+        self.scan_hash(WRITE_KEYS, |batch| {
+            write_keys.reserve(batch.len());
+            for (key, raw) in batch {
+                let Some(key) = std::str::from_utf8(&key).ok().and_then(write_key_bytes) else {
+                    continue;
+                };
+                let stored: StoredTarget = serde_json::from_slice(&raw)?;
+                let target = KeyTarget {
+                    workspace_id: stored.workspace_id,
+                    connection_id: stored.connection_id,
+                    source: stored.source,
+                };
+                write_keys.push((key, target));
+            }
+            Ok(())
+        })
+        .await?;
         let companies: Vec<Company> = self.hvals(COMPANIES).await?;
         let mut api_keys = Vec::new();
-        for (_, raw) in self.scan_hash(API_KEYS).await? {
-            let key: ApiKey = serde_json::from_str(&raw)?;
-            if key.status == ApiKeyStatus::Active {
-                let operator = companies
-                    .iter()
-                    .any(|c| c.id == key.company_id && c.operator);
-                api_keys.push(auth_of(&key, operator));
+        self.scan_hash(API_KEYS, |batch| {
+            for (_, raw) in batch {
+                let key: ApiKey = serde_json::from_slice(&raw)?;
+                if key.status == ApiKeyStatus::Active {
+                    let operator = companies
+                        .iter()
+                        .any(|c| c.id == key.company_id && c.operator);
+                    api_keys.push(auth_of(&key, operator));
+                }
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(Snapshot {
             version: version.unwrap_or(0),
             write_keys,
@@ -235,7 +267,9 @@ impl RedisStore {
     fn new_write_key(target: KeyTarget) -> Result<(String, String, String), StoreError> {
         let key = secrets::new_write_key();
         let stored = serde_json::to_string(&StoredWriteKey {
-            target,
+            workspace_id: target.workspace_id,
+            connection_id: target.connection_id,
+            source: target.source,
             created_at: clock::now(),
         })?;
         let change = serde_json::to_string(&Change::WriteKeyAdded {
