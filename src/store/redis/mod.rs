@@ -78,6 +78,9 @@ struct StoredTarget {
     source: EventSource,
 }
 
+/// One field and value of a hash, as `HSCAN` returns them.
+type RawEntry = (Vec<u8>, Vec<u8>);
+
 /// The Redis-backed store.
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -198,12 +201,12 @@ impl RedisStore {
     async fn scan_hash(
         &self,
         hash: &str,
-        mut each: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError>,
+        mut each: impl FnMut(Vec<RawEntry>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<(Vec<u8>, Vec<u8>)>) = timed(
+            let (next, batch): (u64, Vec<RawEntry>) = timed(
                 redis::cmd("HSCAN")
                     .arg(hash)
                     .arg(cursor)
