@@ -53,9 +53,10 @@ fn start_redis(dir: &std::path::Path) -> Redis {
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server");
+    let redis = Redis(child, port);
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Redis(child, port);
+            return redis;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
