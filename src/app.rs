@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Admin};
 use crate::config::{parse_cidrs, Config, SinkBackend, StoreBackend};
 use crate::index::KeyIndex;
-use crate::ingest::{self, answer::Cors, Ingest};
+use crate::ingest::{self, answer::Cors, ConnectionLimits, Ingest};
 use crate::limits::{self, AuthFailures, IpLimiter};
 use crate::sink::{log::LogSink, redis::RedisSink, Sink};
 use crate::store::{bootstrap, embedded::EmbeddedStore, redis::RedisStore, sync, Store};
+use crate::telemetry::IngestMetrics;
 
 /// Time in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -92,12 +93,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sink: sink.clone(),
         max_request_bytes: config.ingest.max_request_bytes,
         max_event_bytes: config.ingest.max_event_bytes,
-        header_timeout: Duration::from_secs(config.ingest.header_read_timeout_secs.max(1)),
-        body_timeout: Duration::from_secs(config.ingest.body_read_timeout_secs.max(1)),
+        limits: ConnectionLimits {
+            header_timeout: Duration::from_secs(config.ingest.header_read_timeout_secs),
+            max_connections: config.ingest.max_connections,
+            max_header_bytes: config.ingest.max_header_bytes,
+        },
+        body_timeout: Duration::from_secs(config.ingest.body_read_timeout_secs),
         cors: Cors::new(&config.ingest.cors_origins),
         trusted_proxies: parse_cidrs(&config.ingest.trusted_proxies)
             .map_err(|bad| anyhow::anyhow!("ingest.trusted_proxies: `{bad}` is not a CIDR"))?,
         ip_limiter,
+        metrics: IngestMetrics::new(),
+        access_log: config.ingest.access_log,
     });
     let admin_state = Arc::new(Admin {
         store,
@@ -203,6 +210,7 @@ async fn evict_idle_addresses(ingest: Arc<Ingest>, shutdown: CancellationToken) 
             _ = tick.tick() => {
                 if let Some(limiter) = &ingest.ip_limiter {
                     limiter.evict_idle();
+                    crate::telemetry::record_ip_limiter(limiter.tracked());
                 }
             }
         }

@@ -48,6 +48,12 @@ pub struct IngestConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a client may take to send its request body.
     pub body_read_timeout_secs: u64,
+    /// Open connections at most; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head (at least 8192).
+    pub max_header_bytes: usize,
+    /// One log line per request (target `intake::access`).
+    pub access_log: bool,
 }
 
 /// `[admin]`
@@ -132,6 +138,9 @@ impl Default for IngestConfig {
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
+            max_connections: 10_000,
+            max_header_bytes: 16_384,
+            access_log: false,
         }
     }
 }
@@ -238,6 +247,18 @@ impl Config {
         }
         if self.ingest.max_event_bytes == 0 {
             problems.push("ingest.max_event_bytes: must be greater than 0".into());
+        }
+        if self.ingest.max_connections == 0 {
+            problems.push("ingest.max_connections: must be greater than 0".into());
+        }
+        if self.ingest.max_header_bytes < 8192 {
+            problems.push("ingest.max_header_bytes: must be at least 8192".into());
+        }
+        if self.ingest.header_read_timeout_secs == 0 || self.ingest.body_read_timeout_secs == 0 {
+            problems.push(
+                "ingest.header_read_timeout_secs / body_read_timeout_secs: must be greater than 0"
+                    .into(),
+            );
         }
         if self.ingest.cors_origins.iter().any(|o| o.trim().is_empty()) {
             problems.push("ingest.cors_origins: an origin must not be empty".into());

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
@@ -121,6 +121,8 @@ pub struct KeyIndex {
     /// Publishes the applied version so admin writes can wait for their own change.
     version: watch::Sender<u64>,
     loaded: AtomicBool,
+    /// When the index last changed or was reloaded (for the sync-lag gauge).
+    updated: Mutex<Instant>,
     /// Builds each key's limiter; `None` when per-key limiting is off.
     make_limiter: Option<Box<dyn Fn() -> KeyLimiter + Send + Sync>>,
 }
@@ -133,6 +135,7 @@ impl KeyIndex {
             writer: Mutex::new(()),
             version: watch::channel(0).0,
             loaded: AtomicBool::new(false),
+            updated: Mutex::new(Instant::now()),
             make_limiter,
         }
     }
@@ -178,6 +181,20 @@ impl KeyIndex {
         t.base.len() + added.count() - removed.count()
     }
 
+    /// Time since the index last changed or was reloaded.
+    pub fn update_age(&self) -> Duration {
+        self.updated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    fn touched(&self, version: u64) {
+        *self.updated.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.version.send_replace(version);
+        crate::telemetry::record_index(self.write_key_count(), version);
+    }
+
     /// Whether a full load has happened.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -215,7 +232,7 @@ impl KeyIndex {
             api_keys: Arc::new(api_keys),
         }));
         self.loaded.store(true, Ordering::Release);
-        self.version.send_replace(snapshot.version);
+        self.touched(snapshot.version);
     }
 
     /// Applies one mutation's changes if it is the next version.
@@ -269,7 +286,7 @@ impl KeyIndex {
                 .map(Arc::new)
                 .unwrap_or_else(|| current.api_keys.clone()),
         }));
-        self.version.send_replace(message.version);
+        self.touched(message.version);
         ApplyOutcome::Applied
     }
 }

@@ -221,6 +221,28 @@ mod tests {
     }
 
     #[test]
+    fn idle_addresses_are_evicted_so_a_flood_cannot_grow_the_limiter() {
+        let limiter = IpLimiter::new(&config(0, 0, 1000)).unwrap();
+        for n in 0..5000u32 {
+            assert!(limiter
+                .check(IpAddr::from(std::net::Ipv4Addr::from(n)))
+                .is_ok());
+        }
+        assert_eq!(limiter.tracked(), 5000);
+        // One request each is paid back within a millisecond; eviction then drops them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while limiter.tracked() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} still tracked",
+                limiter.tracked()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+            limiter.evict_idle();
+        }
+    }
+
+    #[test]
     fn ip_budget_is_per_address_and_evicts_idle_ones() {
         let limiter = IpLimiter::new(&config(0, 0, 1)).unwrap();
         let a: IpAddr = "10.0.0.1".parse().unwrap();

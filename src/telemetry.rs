@@ -1,7 +1,69 @@
-//! Logging: `tracing`, human-readable by default, JSON with `INTAKE_LOG_FORMAT=json`,
-//! level from `RUST_LOG` (default `info`).
+//! Logs and metrics. Logs: `tracing`, human-readable by default, JSON with
+//! `INTAKE_LOG_FORMAT=json`, level from `RUST_LOG` (default `info`). Metrics: the
+//! `metrics` facade with a Prometheus recorder rendered by the admin listener's
+//! `/metrics`. Names are constants here; the ingest hot path holds pre-registered
+//! handles (`IngestMetrics`) so that recording is an atomic add, not a registry lookup.
+//! No label ever carries a key, an address or an id.
 
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram, Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+
+/// Ingest requests by `route` and `status`.
+pub const REQUESTS: &str = "intake_http_requests_total";
+/// Ingest request latency by `route`.
+pub const REQUEST_SECONDS: &str = "intake_http_request_duration_seconds";
+/// Request body bytes received (after decompression).
+pub const BODY_BYTES: &str = "intake_request_body_bytes_total";
+/// Events accepted.
+pub const EVENTS_ACCEPTED: &str = "intake_events_accepted_total";
+/// Events rejected, by `reason` (the reject code).
+pub const EVENTS_REJECTED: &str = "intake_events_rejected_total";
+/// Time for the sink to make a request's events durable.
+pub const SINK_SECONDS: &str = "intake_sink_write_duration_seconds";
+/// Requests refused for their budget, by `scope` (key or ip).
+pub const RATE_LIMITED: &str = "intake_rate_limited_total";
+/// Write keys in the index.
+pub const INDEX_WRITE_KEYS: &str = "intake_index_write_keys";
+/// Store version the index reflects.
+pub const INDEX_VERSION: &str = "intake_index_version";
+/// Unix time of the last full load of the index.
+pub const INDEX_LAST_FULL_LOAD: &str = "intake_index_last_full_load_timestamp_seconds";
+/// Duration of the last full load.
+pub const INDEX_FULL_LOAD_SECONDS: &str = "intake_index_full_load_duration_seconds";
+/// Seconds since the index last changed or was confirmed by a reload (sync lag bound).
+pub const INDEX_UPDATE_AGE: &str = "intake_index_last_update_age_seconds";
+/// Envelopes written to the spool because Redis refused them.
+pub const SPOOLED: &str = "intake_spool_envelopes_total";
+/// Whether the spool holds envelopes not yet replayed (0 or 1).
+pub const SPOOL_PENDING: &str = "intake_spool_pending";
+/// Client addresses tracked by the per-address limiter.
+pub const IP_LIMITER_ENTRIES: &str = "intake_ip_limiter_entries";
+/// Failed admin authentications.
+pub const ADMIN_AUTH_FAILURES: &str = "intake_admin_auth_failures_total";
+
+/// Latency buckets in seconds: 100 µs to 5 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Route labels of the ingest listener.
+pub const ROUTES: [&str; 6] = [
+    "batch",
+    "single",
+    "events",
+    "webhook",
+    "preflight",
+    "unknown",
+];
+/// Statuses the ingest listener answers with.
+pub const STATUSES: [u16; 13] = [
+    200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503,
+];
+/// Reject codes.
+pub const REJECT_REASONS: [&str; 3] = ["InvalidValue", "PayloadTooLarge", "BadRequest"];
 
 /// Installs the global subscriber; call once, early in `main`.
 pub fn init_logging() {
@@ -15,4 +77,127 @@ pub fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+/// The process's Prometheus recorder, installed on first use (several in-process
+/// gateways, as in tests, share it).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("seconds".into()), SECONDS_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        handle
+    })
+}
+
+/// Pre-registered handles for the ingest hot path.
+pub struct IngestMetrics {
+    requests: Vec<Counter>,
+    latency: Vec<Histogram>,
+    rejected: Vec<Counter>,
+    /// Events accepted.
+    pub accepted: Counter,
+    /// Body bytes.
+    pub body_bytes: Counter,
+    /// Sink latency.
+    pub sink_seconds: Histogram,
+    /// Requests over a key's budget.
+    pub limited_key: Counter,
+    /// Requests over an address's budget.
+    pub limited_ip: Counter,
+}
+
+impl IngestMetrics {
+    /// Registers every handle (the recorder must be installed first).
+    pub fn new() -> Self {
+        metrics_handle();
+        let mut requests = Vec::new();
+        for route in ROUTES {
+            for status in STATUSES {
+                requests.push(counter!(REQUESTS, "route" => route, "status" => status.to_string()));
+            }
+        }
+        Self {
+            requests,
+            latency: ROUTES
+                .iter()
+                .map(|route| histogram!(REQUEST_SECONDS, "route" => *route))
+                .collect(),
+            rejected: REJECT_REASONS
+                .iter()
+                .map(|reason| counter!(EVENTS_REJECTED, "reason" => *reason))
+                .collect(),
+            accepted: counter!(EVENTS_ACCEPTED),
+            body_bytes: counter!(BODY_BYTES),
+            sink_seconds: histogram!(SINK_SECONDS),
+            limited_key: counter!(RATE_LIMITED, "scope" => "key"),
+            limited_ip: counter!(RATE_LIMITED, "scope" => "ip"),
+        }
+    }
+
+    /// One answered request.
+    pub fn request(&self, route: usize, status: u16, seconds: f64) {
+        let status_index = STATUSES.iter().position(|s| *s == status).unwrap_or(11);
+        if let Some(counter) = self.requests.get(route * STATUSES.len() + status_index) {
+            counter.increment(1);
+        }
+        if let Some(histogram) = self.latency.get(route) {
+            histogram.record(seconds);
+        }
+    }
+
+    /// One rejected event.
+    pub fn rejected(&self, code: &str) {
+        let index = REJECT_REASONS.iter().position(|r| *r == code).unwrap_or(2);
+        self.rejected[index].increment(1);
+    }
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Index gauges, set whenever the index changes.
+pub fn record_index(write_keys: usize, version: u64) {
+    gauge!(INDEX_WRITE_KEYS).set(write_keys as f64);
+    gauge!(INDEX_VERSION).set(version as f64);
+}
+
+/// A completed full load of the index.
+pub fn record_full_load(seconds: f64) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    gauge!(INDEX_LAST_FULL_LOAD).set(now);
+    gauge!(INDEX_FULL_LOAD_SECONDS).set(seconds);
+}
+
+/// Spool activity of the Redis sink.
+pub fn record_spool(spooled: u64, pending: bool) {
+    counter!(SPOOLED).increment(spooled);
+    gauge!(SPOOL_PENDING).set(if pending { 1.0 } else { 0.0 });
+}
+
+/// Addresses tracked by the per-address limiter.
+pub fn record_ip_limiter(entries: usize) {
+    gauge!(IP_LIMITER_ENTRIES).set(entries as f64);
+}
+
+/// A failed admin authentication.
+pub fn record_admin_auth_failure() {
+    counter!(ADMIN_AUTH_FAILURES).increment(1);
+}
+
+/// Sets the index's update age, then renders every metric (Prometheus text format).
+pub fn render(index_update_age_seconds: f64) -> String {
+    let handle = metrics_handle();
+    gauge!(INDEX_UPDATE_AGE).set(index_update_age_seconds);
+    handle.run_upkeep();
+    handle.render()
 }

@@ -65,12 +65,14 @@ pub async fn authenticate(
     }
     let Some(presented) = presented_key(request.headers()) else {
         admin.auth_failures.record(ip);
+        crate::telemetry::record_admin_auth_failure();
         return Err(AdminError::Unauthorized(
             "an API key is required: Authorization: Bearer api_… or X-API-Key",
         ));
     };
     let Some(key) = admin.index.api_key(presented) else {
         admin.auth_failures.record(ip);
+        crate::telemetry::record_admin_auth_failure();
         tracing::info!(client = %ip, key = %secrets::redact(presented), "admin authentication failed");
         return Err(AdminError::Unauthorized(
             "unknown, inactive or malformed API key",

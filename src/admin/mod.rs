@@ -109,6 +109,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(ops::metrics))
         .merge(api)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -38,6 +38,15 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, Admi
     ))
 }
 
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::IntoResponse {
+    let body = crate::telemetry::render(admin.index.update_age().as_secs_f64());
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}
+
 /// Unknown admin path.
 pub async fn not_found() -> AdminError {
     AdminError::NotFound("no such route".into())

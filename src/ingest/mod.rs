@@ -12,22 +12,24 @@ pub mod webhook;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::index::{KeyEntry, KeyIndex};
 use crate::limits::IpLimiter;
 use crate::model::EventSource;
 use crate::sink::Sink;
+use crate::telemetry::{IngestMetrics, ROUTES};
 use crate::{clock, net};
 use answer::{Answer, Cors, IngestError};
 use routes::Route;
@@ -42,8 +44,8 @@ pub struct Ingest {
     pub max_request_bytes: usize,
     /// Cap on one event.
     pub max_event_bytes: usize,
-    /// Time allowed to send the headers.
-    pub header_timeout: Duration,
+    /// Connection-level limits.
+    pub limits: ConnectionLimits,
     /// Time allowed to send the body.
     pub body_timeout: Duration,
     /// CORS policy.
@@ -52,10 +54,24 @@ pub struct Ingest {
     pub trusted_proxies: Vec<IpNet>,
     /// Optional per-address budget.
     pub ip_limiter: Option<IpLimiter>,
+    /// Pre-registered metric handles.
+    pub metrics: IngestMetrics,
+    /// Whether to log one line per request (target `intake::access`).
+    pub access_log: bool,
 }
 
-/// Serves connections from `listener` until `shutdown`, then lets in-flight requests
-/// finish (bounded by `grace`).
+/// Limits applied to every ingest connection.
+pub struct ConnectionLimits {
+    /// Time allowed to send a request's headers; also bounds an idle keep-alive wait.
+    pub header_timeout: Duration,
+    /// Open connections at most; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1) or header list (HTTP/2).
+    pub max_header_bytes: usize,
+}
+
+/// Serves connections from `listener` (HTTP/1.1, and HTTP/2 with prior knowledge)
+/// until `shutdown`, then lets in-flight requests finish (bounded by `grace`).
 pub async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
@@ -63,12 +79,16 @@ pub async fn serve(
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(ingest.header_timeout)
-        .keep_alive(true);
+    let builders = connection_builders(&ingest.limits);
+    let slots = Arc::new(Semaphore::new(ingest.limits.max_connections));
     loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -83,15 +103,31 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
+        let timeout = ingest.limits.header_timeout;
         let service = service_fn(move |request| {
             let ingest = ingest.clone();
             async move { Ok::<_, Infallible>(handle(&ingest, request, peer).await) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let (http1, http2) = (builders.0.clone(), builders.1.clone());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // The protocol is told from the first bytes, within the header timeout, so
+            // that a client sending nothing holds its slot no longer than a slow one.
+            let result = match detect_protocol(&stream, timeout).await {
+                Some(Protocol::Http1) => {
+                    let io = TokioIo::new(stream);
+                    watcher.watch(http1.serve_connection(io, service)).await
+                }
+                Some(Protocol::Http2) => {
+                    let io = TokioIo::new(stream);
+                    watcher.watch(http2.serve_connection(io, service)).await
+                }
+                None => Ok(()),
+            };
+            if let Err(error) = result {
                 tracing::debug!(%error, "ingest connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -103,23 +139,106 @@ pub async fn serve(
     }
 }
 
-/// One request, answered; CORS headers go on every answer.
+fn connection_builders(
+    limits: &ConnectionLimits,
+) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    (h1, h2)
+}
+
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// The HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks at the first bytes until they tell HTTP/2's preface from anything else;
+/// `None` when the client closes or sends too little within `timeout`.
+async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<Protocol> {
+    let mut buf = [0u8; 24];
+    let detect = async {
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if buf[..n] != H2_PREFACE[..n] {
+                return Some(Protocol::Http1);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(Protocol::Http2);
+            }
+            // A partial preface: wait for more without spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(timeout, detect).await.ok().flatten()
+}
+
+/// One request, answered; CORS headers go on every answer; metrics and the access
+/// log see every answer.
 pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let started = Instant::now();
     let origin = request.headers().get(http::header::ORIGIN).cloned();
-    let mut answer = match respond(ingest, request, peer).await {
+    let route = Route::parse(request.uri().path());
+    let route_label = route_label(route.as_ref(), request.method());
+    let method = request.method().clone();
+    let mut answer = match respond(ingest, route, request, peer).await {
         Ok(answer) => answer,
         Err(error) => error.into_answer(),
     };
     ingest.cors.decorate(&mut answer, origin.as_ref());
+    let status = answer.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    ingest.metrics.request(route_label, status, seconds);
+    if ingest.access_log {
+        tracing::info!(
+            target: "intake::access",
+            %method,
+            route = ROUTES[route_label],
+            status,
+            duration_ms = seconds * 1e3,
+            client = %peer.ip(),
+            "request"
+        );
+    }
     answer
+}
+
+/// Index into `telemetry::ROUTES`.
+fn route_label(route: Option<&Route>, method: &Method) -> usize {
+    match route {
+        _ if method == Method::OPTIONS => 4,
+        Some(Route::Batch) => 0,
+        Some(Route::Single(_)) => 1,
+        Some(Route::Events) => 2,
+        Some(Route::Webhook { .. }) => 3,
+        None => 5,
+    }
 }
 
 async fn respond(
     ingest: &Ingest,
+    route: Option<Route>,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Answer, IngestError> {
-    let route = Route::parse(request.uri().path()).ok_or(IngestError::NotFound)?;
+    let route = route.ok_or(IngestError::NotFound)?;
     match *request.method() {
         Method::POST => {}
         Method::OPTIONS => return Ok(ingest.cors.preflight()),
@@ -128,9 +247,10 @@ async fn respond(
     let received_at = clock::now();
     let client_ip = net::client_ip(peer.ip(), request.headers(), &ingest.trusted_proxies);
     if let Some(limiter) = &ingest.ip_limiter {
-        limiter
-            .check(client_ip)
-            .map_err(IngestError::TooManyRequests)?;
+        limiter.check(client_ip).map_err(|t| {
+            ingest.metrics.limited_ip.increment(1);
+            IngestError::TooManyRequests(t)
+        })?;
     }
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
@@ -156,12 +276,14 @@ async fn respond(
         ingest.body_timeout,
     )
     .await?;
+    ingest.metrics.body_bytes.increment(body.len() as u64);
     let received_at_text = clock::format_millis(received_at);
 
     if route.is_webhook() {
         let entry = early_entry.ok_or_else(no_key)?;
         let line = webhook::envelope_line(&body, &parts.headers, entry.target, &received_at_text)?;
-        ingest.sink.write(line).await.map_err(unavailable)?;
+        write_to_sink(ingest, line).await?;
+        ingest.metrics.accepted.increment(1);
         return Ok(answer::accepted_answer(1, &[]));
     }
 
@@ -185,11 +307,11 @@ async fn respond(
         max_event_bytes: ingest.max_event_bytes,
     };
     let outcome = events::process(parsed?, &facts)?;
-    ingest
-        .sink
-        .write(outcome.lines)
-        .await
-        .map_err(unavailable)?;
+    for reject in &outcome.rejected {
+        ingest.metrics.rejected(reject.code);
+    }
+    write_to_sink(ingest, outcome.lines).await?;
+    ingest.metrics.accepted.increment(outcome.accepted as u64);
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
 }
 
@@ -213,10 +335,10 @@ fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<Arc<KeyEntry>,
         }
         _ => {}
     }
-    ingest
-        .index
-        .take_budget(&entry)
-        .map_err(IngestError::TooManyRequests)?;
+    ingest.index.take_budget(&entry).map_err(|t| {
+        ingest.metrics.limited_key.increment(1);
+        IngestError::TooManyRequests(t)
+    })?;
     Ok(entry)
 }
 
@@ -226,6 +348,12 @@ fn no_key() -> IngestError {
     )
 }
 
-fn unavailable(error: crate::sink::SinkError) -> IngestError {
-    IngestError::Unavailable(error.to_string())
+async fn write_to_sink(ingest: &Ingest, lines: Vec<u8>) -> Result<(), IngestError> {
+    let started = Instant::now();
+    let result = ingest.sink.write(lines).await;
+    ingest
+        .metrics
+        .sink_seconds
+        .record(started.elapsed().as_secs_f64());
+    result.map_err(|e| IngestError::Unavailable(e.to_string()))
 }

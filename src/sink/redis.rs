@@ -153,6 +153,7 @@ impl Writer {
             .map_err(|e| unavailable("Redis is unreachable and the spool refused", &e));
         if result.is_ok() {
             self.spooled.fetch_add(count as u64, Ordering::Relaxed);
+            crate::telemetry::record_spool(count as u64, true);
         }
         self.writable.store(result.is_ok(), Ordering::Relaxed);
         result
@@ -168,7 +169,10 @@ impl Writer {
         }
         self.last_replay = Some(Instant::now());
         match self.spool.replay(&mut self.connection, &self.stream).await {
-            Ok(()) => tracing::info!("spool replayed into the stream"),
+            Ok(()) => {
+                crate::telemetry::record_spool(0, false);
+                tracing::info!("spool replayed into the stream");
+            }
             Err(error) => tracing::debug!(%error, "spool replay deferred"),
         }
     }

@@ -25,7 +25,9 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
     let feed = store.subscribe();
+    let started = std::time::Instant::now();
     index.replace(store.load().await?);
+    crate::telemetry::record_full_load(started.elapsed().as_secs_f64());
     tracing::info!(
         version = index.version(),
         write_keys = index.write_key_count(),
@@ -54,9 +56,11 @@ async fn follow(
         let mut backoff = FIRST_BACKOFF;
         loop {
             feed = store.subscribe();
+            let started = std::time::Instant::now();
             match store.load().await {
                 Ok(snapshot) => {
                     index.replace(snapshot);
+                    crate::telemetry::record_full_load(started.elapsed().as_secs_f64());
                     break;
                 }
                 Err(error) => {

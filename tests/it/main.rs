@@ -4,6 +4,8 @@
 
 mod admin;
 mod api_keys;
+mod fuzz;
+mod hardening;
 mod ingest;
 mod limits;
 mod on_redis;

@@ -318,6 +318,8 @@ pub struct Binary {
     pub child: Child,
     pub ingest: SocketAddr,
     pub admin: AdminClient,
+    /// Every line the process wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -341,11 +343,14 @@ impl Binary {
         let mut child = command.spawn().expect("spawn intake");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
             let mut sent = false;
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Ok(v) = serde_json::from_str::<Value>(&line) {
                         if v["fields"]["message"] == "intake is listening" {
@@ -365,6 +370,7 @@ impl Binary {
             admin: AdminClient {
                 addr: fields["admin"].as_str().unwrap().parse().unwrap(),
             },
+            log,
         }
     }
 
