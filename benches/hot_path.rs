@@ -56,8 +56,17 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
+/// One and two threads look up at once, first alone, then while another thread
+/// applies changes as fast as it can: the read side must not slow down under writes
+/// (on a 2-core machine, 2 readers + 1 writer oversubscribe the cores).
 fn lookups_under_writes(c: &mut Criterion) {
     let index = Arc::new(index_of(100_000));
+    let mut group = c.benchmark_group("index_lookup_2_threads");
+    for readers in [1, 2] {
+        group.bench_function(format!("{readers}_readers_alone/100000"), |b| {
+            b.iter_custom(|iters| parallel_lookups(&index, iters, readers))
+        });
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (index, stop) = (index.clone(), stop.clone());
@@ -68,19 +77,38 @@ fn lookups_under_writes(c: &mut Criterion) {
                 index.apply(&ChangeMessage {
                     version,
                     changes: vec![Change::WriteKeyAdded {
-                        key: key(1_000_000 + version as usize),
+                        key: key(1_000_000 + (version as usize % 50_000)),
                         target: target(1),
                     }],
                 });
             }
         })
     };
-    let hit = key(500);
-    c.bench_function("index_lookup/hit_while_writing/100000", |b| {
-        b.iter(|| black_box(index.lookup(black_box(&hit))))
-    });
+    for readers in [1, 2] {
+        group.bench_function(format!("{readers}_readers_while_writing/100000"), |b| {
+            b.iter_custom(|iters| parallel_lookups(&index, iters, readers))
+        });
+    }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    group.finish();
+}
+
+/// Wall time for `readers` threads to do `iters` lookups each.
+fn parallel_lookups(index: &Arc<KeyIndex>, iters: u64, readers: usize) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..readers {
+            let index = index.clone();
+            scope.spawn(move || {
+                let hit = key(500 + t);
+                for _ in 0..iters {
+                    black_box(index.lookup(black_box(&hit)));
+                }
+            });
+        }
+    });
+    start.elapsed()
 }
 
 fn enrichment(c: &mut Criterion) {

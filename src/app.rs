@@ -24,6 +24,8 @@ use crate::telemetry::IngestMetrics;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Failed admin authentications an address may make per minute before it gets 429.
 const ADMIN_AUTH_FAILURES_PER_MINUTE: u32 = 20;
+/// How often histogram samples are folded into buckets.
+const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 /// How often idle per-address limiter entries are dropped.
 const LIMITER_EVICTION_PERIOD: Duration = Duration::from_secs(10);
 
@@ -115,7 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
     });
 
-    let mut background = vec![sync_task];
+    let mut background = vec![sync_task, tokio::spawn(metrics_upkeep(shutdown.clone()))];
     if evict {
         background.push(tokio::spawn(evict_idle_addresses(
             ingest.clone(),
@@ -200,6 +202,18 @@ async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("{setting}: cannot listen on {address}"))
+}
+
+/// Drains recorded histogram samples into their buckets, so that memory stays flat
+/// between scrapes.
+async fn metrics_upkeep(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_PERIOD);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => crate::telemetry::metrics_handle().run_upkeep(),
+        }
+    }
 }
 
 async fn evict_idle_addresses(ingest: Arc<Ingest>, shutdown: CancellationToken) {
