@@ -46,11 +46,11 @@ pub struct KeyTarget {
     pub source: EventSource,
 }
 
-/// What the hot path gets for a known key.
+/// What the index holds for a known key.
 #[derive(Debug)]
-pub struct KeyEntry {
+struct KeyEntry {
     /// Where events go.
-    pub target: KeyTarget,
+    target: KeyTarget,
     /// This key's request budget, made on the key's first request; it lives and dies
     /// with the key, so unknown keys never create limiter state, idle keys cost a
     /// pointer, and memory stays bounded by the number of keys.
@@ -89,6 +89,19 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// The verdict on a request's write key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Known, right kind, within budget.
+    Admitted(KeyTarget),
+    /// Unknown or revoked.
+    Unknown,
+    /// A key of the other kind of connection.
+    WrongSource(EventSource),
+    /// Over its budget.
+    Throttled(Throttled),
 }
 
 /// How an incoming change message related to the index's version.
@@ -140,22 +153,39 @@ impl KeyIndex {
         }
     }
 
-    /// The hot-path lookup: no lock, no allocation, no await.
-    pub fn lookup(&self, key: &str) -> Option<Arc<KeyEntry>> {
-        let bytes: &WriteKeyBytes = key.as_bytes().try_into().ok()?;
-        let tables = self.tables.load();
-        match tables.overlay.get(bytes) {
-            Some(slot) => slot.clone(),
-            None => tables.base.get(bytes).cloned(),
-        }
+    /// Where a key's events go: no lock, no allocation, no await, and no write to
+    /// shared memory (the target is copied out under the snapshot guard).
+    pub fn lookup(&self, key: &str) -> Option<KeyTarget> {
+        self.with_entry(key, |entry| entry.target)
     }
 
-    /// Takes one request from a key's budget (no lock: the limiter is one atomic).
-    pub fn take_budget(&self, entry: &KeyEntry) -> Result<(), Throttled> {
-        match &self.make_limiter {
-            Some(make) => entry.limiter.get_or_init(|| Box::new(make())).check(),
-            None => Ok(()),
-        }
+    /// The hot-path check of a request's key: known, allowed on this kind of route,
+    /// within its budget.
+    pub fn admit(&self, key: &str, route: EventSource) -> Admission {
+        self.with_entry(key, |entry| {
+            if entry.target.source != route {
+                return Admission::WrongSource(entry.target.source);
+            }
+            let budget = match &self.make_limiter {
+                Some(make) => entry.limiter.get_or_init(|| Box::new(make())).check(),
+                None => Ok(()),
+            };
+            match budget {
+                Ok(()) => Admission::Admitted(entry.target),
+                Err(throttled) => Admission::Throttled(throttled),
+            }
+        })
+        .unwrap_or(Admission::Unknown)
+    }
+
+    fn with_entry<R>(&self, key: &str, f: impl FnOnce(&KeyEntry) -> R) -> Option<R> {
+        let bytes: &WriteKeyBytes = key.as_bytes().try_into().ok()?;
+        let tables = self.tables.load();
+        let entry = match tables.overlay.get(bytes) {
+            Some(slot) => slot.as_deref()?,
+            None => tables.base.get(bytes)?.as_ref(),
+        };
+        Some(f(entry))
     }
 
     /// Authorisation for an API key, by the digest of the presented secret.
@@ -349,12 +379,12 @@ mod tests {
             api_keys: vec![],
         });
         assert!(index.is_loaded());
-        assert_eq!(index.lookup(&key(1)).unwrap().target, target(1));
+        assert_eq!(index.lookup(&key(1)).unwrap(), target(1));
         assert!(index.lookup(&key(2)).is_none());
         assert!(index.lookup("short").is_none());
 
         assert_eq!(index.apply(&added(6, 2)), ApplyOutcome::Applied);
-        assert_eq!(index.lookup(&key(2)).unwrap().target, target(2));
+        assert_eq!(index.lookup(&key(2)).unwrap(), target(2));
         let revoke = ChangeMessage {
             version: 7,
             changes: vec![Change::WriteKeyRevoked { key: key(1) }],

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::index::{KeyEntry, KeyIndex};
+use crate::index::{Admission, KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
 use crate::model::EventSource;
 use crate::sink::Sink;
@@ -264,7 +264,7 @@ async fn respond(
         }
         _ => auth::from_headers(&parts.headers)?,
     };
-    let early_entry = match &early_key {
+    let early_target = match &early_key {
         Some(key) => Some(authorise(ingest, key, &route)?),
         None if route.is_webhook() => return Err(no_key()),
         None => None,
@@ -280,16 +280,16 @@ async fn respond(
     let received_at_text = clock::format_millis(received_at);
 
     if route.is_webhook() {
-        let entry = early_entry.ok_or_else(no_key)?;
-        let line = webhook::envelope_line(&body, &parts.headers, entry.target, &received_at_text)?;
+        let target = early_target.ok_or_else(no_key)?;
+        let line = webhook::envelope_line(&body, &parts.headers, target, &received_at_text)?;
         write_to_sink(ingest, line).await?;
         ingest.metrics.accepted.increment(1);
         return Ok(answer::accepted_answer(1, &[]));
     }
 
     let parsed = events::parse(&body, &route);
-    let entry = match early_entry {
-        Some(entry) => entry,
+    let target = match early_target {
+        Some(target) => target,
         None => {
             let body_key = parsed.as_ref().ok().and_then(|p| p.write_key.clone());
             let key = body_key
@@ -303,7 +303,7 @@ async fn respond(
         received_at,
         received_at_text: &received_at_text,
         client_ip: &client_ip_text,
-        target: entry.target,
+        target,
         max_event_bytes: ingest.max_event_bytes,
     };
     let outcome = events::process(parsed?, &facts)?;
@@ -317,29 +317,26 @@ async fn respond(
 
 /// Looks the key up, checks it may use this route, and takes one request from its
 /// budget.
-fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<Arc<KeyEntry>, IngestError> {
-    let entry = ingest
-        .index
-        .lookup(key)
-        .ok_or(IngestError::Unauthorized("unknown or revoked write key"))?;
-    match (entry.target.source, route.is_webhook()) {
-        (EventSource::Sdk, true) => {
-            return Err(IngestError::Forbidden(
-                "this write key belongs to an SDK connection; webhook routes need a webhook connection's key",
-            ))
+fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<KeyTarget, IngestError> {
+    let source = if route.is_webhook() {
+        EventSource::Webhook
+    } else {
+        EventSource::Sdk
+    };
+    match ingest.index.admit(key, source) {
+        Admission::Admitted(target) => Ok(target),
+        Admission::Unknown => Err(IngestError::Unauthorized("unknown or revoked write key")),
+        Admission::WrongSource(EventSource::Sdk) => Err(IngestError::Forbidden(
+            "this write key belongs to an SDK connection; webhook routes need a webhook connection's key",
+        )),
+        Admission::WrongSource(EventSource::Webhook) => Err(IngestError::Forbidden(
+            "this write key belongs to a webhook connection; post to /v1/webhook/{writeKey}",
+        )),
+        Admission::Throttled(throttled) => {
+            ingest.metrics.limited_key.increment(1);
+            Err(IngestError::TooManyRequests(throttled))
         }
-        (EventSource::Webhook, false) => {
-            return Err(IngestError::Forbidden(
-                "this write key belongs to a webhook connection; post to /v1/webhook/{writeKey}",
-            ))
-        }
-        _ => {}
     }
-    ingest.index.take_budget(&entry).map_err(|t| {
-        ingest.metrics.limited_key.increment(1);
-        IngestError::TooManyRequests(t)
-    })?;
-    Ok(entry)
 }
 
 fn no_key() -> IngestError {
