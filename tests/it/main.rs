@@ -8,6 +8,7 @@ mod fuzz;
 mod hardening;
 mod ingest;
 mod limits;
+mod load;
 mod on_redis;
 mod openapi;
 mod process;

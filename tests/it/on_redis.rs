@@ -8,8 +8,9 @@ use std::time::Duration;
 use intake::config::{Config, SinkBackend, StoreBackend};
 use serde_json::json;
 
+use crate::load;
 use crate::redis_server::RedisServer;
-use crate::support::{basic, eventually, send, TestApp};
+use crate::support::{eventually, send, TestApp};
 
 fn on_redis(redis: &RedisServer, sink: SinkBackend) -> impl FnOnce(&mut Config) {
     let url = redis.url();
@@ -350,116 +351,55 @@ async fn the_stream_sink_stores_envelopes() {
     assert!(app.events().is_empty(), "nothing in the local log");
 }
 
-/// Sends `per_client` events from each of `clients` concurrent clients; returns the
-/// messageIds that got a 200. Stops a client at its first failure to connect.
-async fn load(
-    ingest: std::net::SocketAddr,
-    key: &str,
-    clients: usize,
-    per_client: usize,
-    tag: &str,
-) -> Vec<String> {
-    let auth = basic(key);
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (auth, tag) = (auth.clone(), tag.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            for n in 0..per_client {
-                let id = format!("{tag}-{client}-{n}");
-                let body = json!({"userId": "u", "event": "e", "messageId": id}).to_string();
-                match crate::process::try_send(ingest, &auth, body).await {
-                    Some(200) => acknowledged.push(id),
-                    Some(_) => {}
-                    None => break,
-                }
-            }
-            acknowledged
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
-}
-
-fn count_ids(envelopes: &[serde_json::Value]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for e in envelopes {
-        *counts
-            .entry(e["event"]["messageId"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
-    }
-    counts
+/// Polls until the spool directory holds files (`true`) or none (`false`).
+async fn spool_has_files(spool: std::path::PathBuf, wanted: bool) -> bool {
+    let count = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    (count > 0) == wanted
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_redis_mid_load_loses_no_acknowledged_event() {
     let mut redis = RedisServer::start().await;
     // The store is embedded here so that the node needs Redis only as its sink.
-    let app = Arc::new(
-        TestApp::start_with(|c| {
-            c.sink.backend = SinkBackend::Redis;
-            c.store.redis_url = redis.url();
-        })
-        .await,
-    );
+    let app = TestApp::start_with(|c| {
+        c.sink.backend = SinkBackend::Redis;
+        c.store.redis_url = redis.url();
+    })
+    .await;
     let (_, _, key) = app.admin.sdk_key().await;
-    let ingest = app.ingest;
-    let loader = {
-        let key = key.clone();
-        tokio::spawn(async move { load(ingest, &key, 6, 500, "k").await })
-    };
+    let (tally, clients) = load::start(app.ingest, &key, 6, 500, "k");
     let url = redis.url();
     eventually("the load is under way", Duration::from_secs(30), || {
         stream_len(url.clone(), 300)
     })
     .await;
     redis.kill();
-    // Keep the load going against the spool for a while, then bring Redis back.
+    // The load goes on against the spool for a while; then Redis comes back.
     let spool = app.dir.path().join("spool");
     eventually("events are spooled", Duration::from_secs(30), || {
-        let spool = spool.clone();
-        async move {
-            std::fs::read_dir(&spool)
-                .map(|d| d.count() > 0)
-                .unwrap_or(false)
-        }
+        spool_has_files(spool.clone(), true)
     })
     .await;
     redis.restart().await;
-    let acknowledged = loader.await.unwrap();
+    load::finish(clients).await;
+    let acknowledged = tally.acknowledged();
     assert!(acknowledged.len() > 300);
+    assert!(
+        tally.refused.lock().unwrap().is_empty(),
+        "the spool took every request"
+    );
     eventually(
         "the spool is replayed and emptied",
         Duration::from_secs(30),
-        || {
-            let spool = spool.clone();
-            async move {
-                std::fs::read_dir(&spool)
-                    .map(|d| d.count() == 0)
-                    .unwrap_or(false)
-            }
-        },
+        || spool_has_files(spool.clone(), false),
     )
     .await;
-    let counts = count_ids(&redis.stream_envelopes("intake:events").await);
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
-    let duplicates: usize = counts.values().filter(|n| **n > 1).map(|n| n - 1).sum();
+    let stored = redis.stream_envelopes("intake:events").await;
+    let duplicates = load::assert_none_lost(&acknowledged, &stored);
     println!(
         "acknowledged {}, in stream {}, duplicates {duplicates}",
         acknowledged.len(),
-        counts.len()
+        stored.len()
     );
 }
 
@@ -475,41 +415,24 @@ async fn killing_a_node_mid_load_loses_no_acknowledged_event() {
     ];
     let node = crate::support::Binary::start(dir.path(), &env);
     let (_, _, key) = node.admin.sdk_key().await;
-    let ingest = node.ingest;
-    let loader = {
-        let key = key.clone();
-        tokio::spawn(async move { load(ingest, &key, 6, 100_000, "n").await })
-    };
-    let url = redis.url();
+    let (tally, clients) = load::start(node.ingest, &key, 6, 100_000, "n");
     eventually("the load is under way", Duration::from_secs(30), || {
         stream_len(url.clone(), 500)
     })
     .await;
     node.signal("KILL");
-    let acknowledged = loader.await.unwrap();
+    load::finish(clients).await;
     drop(node);
     // A restart replays anything the node had spooled.
     let node = crate::support::Binary::start(dir.path(), &env);
     let spool = dir.path().join("spool");
     eventually("the spool is empty", Duration::from_secs(30), || {
-        let spool = spool.clone();
-        async move {
-            std::fs::read_dir(&spool)
-                .map(|d| d.count() == 0)
-                .unwrap_or(true)
-        }
+        spool_has_files(spool.clone(), false)
     })
     .await;
-    let counts = count_ids(&redis.stream_envelopes("intake:events").await);
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost, e.g. {:?}",
-        lost.len(),
-        lost.first()
+    load::assert_none_lost(
+        &tally.acknowledged(),
+        &redis.stream_envelopes("intake:events").await,
     );
     drop(node);
 }

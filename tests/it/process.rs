@@ -1,12 +1,10 @@
 //! The binary: CLI, configuration errors, restarts, SIGTERM and kill -9.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::support::{basic, logged_events, send, Binary};
+use crate::load;
+use crate::support::{eventually, logged_events, send, Binary};
 
 fn intake() -> Command {
     Command::new(env!("CARGO_BIN_EXE_intake"))
@@ -111,83 +109,28 @@ async fn kill_9_after_200_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let node = Binary::start(dir.path(), &[]);
     let (_, _, key) = node.admin.sdk_key().await;
-    let auth = basic(&key);
-    let ingest = node.ingest;
-    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for client in 0..8 {
-        let (auth, acknowledged) = (auth.clone(), acknowledged.clone());
-        tasks.push(tokio::spawn(async move {
-            for n in 0..1000 {
-                let id = format!("c{client}-{n}");
-                let body = json!({"userId": "u", "event": "e", "messageId": id}).to_string();
-                let reply =
-                    tokio::time::timeout(Duration::from_secs(5), try_send(ingest, &auth, body))
-                        .await;
-                match reply {
-                    Ok(Some(200)) => acknowledged.lock().unwrap().push(id),
-                    _ => return,
-                }
-            }
-        }));
-    }
+    let (tally, clients) = load::start(node.ingest, &key, 8, 1000, "k");
     // Let the clients get going, then kill the node mid-load.
-    crate::support::eventually("some events acknowledged", Duration::from_secs(30), || {
-        let n = acknowledged.lock().unwrap().len();
+    eventually("some events acknowledged", Duration::from_secs(30), || {
+        let n = tally.acknowledged_count();
         async move { n >= 200 }
     })
     .await;
     node.signal("KILL");
-    for t in tasks {
-        t.await.unwrap();
-    }
+    load::finish(clients).await;
     drop(node);
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    let stored: std::collections::HashSet<String> = logged_events(dir.path())
-        .iter()
-        .map(|e| e["event"]["messageId"].as_str().unwrap().to_string())
-        .collect();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
+    load::assert_none_lost(&tally.acknowledged(), &logged_events(dir.path()));
     // And the node starts again on the same data.
     let node = Binary::start(dir.path(), &[]);
     let reply = send(
         node.ingest,
         "POST",
         "/v1/track",
-        &[("authorization", auth.as_str())],
+        &[("x-write-key", key.as_str())],
         r#"{"userId":"u","event":"after"}"#,
     )
     .await;
     assert_eq!(reply.status, 200);
-}
-
-/// Sends a request, or None if the connection broke (the node was killed).
-pub async fn try_send(addr: std::net::SocketAddr, auth: &str, body: String) -> Option<u16> {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    tokio::spawn(connection);
-    let request = http::Request::post("/v1/track")
-        .header("host", addr.to_string())
-        .header("authorization", auth)
-        .body(Full::new(bytes::Bytes::from(body)))
-        .ok()?;
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    response.into_body().collect().await.ok()?;
-    Some(status)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,38 +138,19 @@ async fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let node = Binary::start(dir.path(), &[]);
     let (_, _, key) = node.admin.sdk_key().await;
-    let auth = basic(&key);
-    let ingest = node.ingest;
-    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for client in 0..4 {
-        let (auth, acknowledged) = (auth.clone(), acknowledged.clone());
-        tasks.push(tokio::spawn(async move {
-            for n in 0..100_000 {
-                let id = format!("c{client}-{n}");
-                let body = json!({"userId": "u", "event": "e", "messageId": id}).to_string();
-                match try_send(ingest, &auth, body).await {
-                    Some(200) => acknowledged.lock().unwrap().push(id),
-                    Some(other) => panic!("unexpected status {other} during shutdown"),
-                    None => return,
-                }
-            }
-        }));
-    }
-    crate::support::eventually("some events acknowledged", Duration::from_secs(30), || {
-        let n = acknowledged.lock().unwrap().len();
+    let (tally, clients) = load::start(node.ingest, &key, 4, 100_000, "t");
+    eventually("some events acknowledged", Duration::from_secs(30), || {
+        let n = tally.acknowledged_count();
         async move { n >= 100 }
     })
     .await;
     node.signal("TERM");
-    for t in tasks {
-        t.await.unwrap();
-    }
+    load::finish(clients).await;
     assert_eq!(node.wait(Duration::from_secs(30)), Some(0));
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    let stored: std::collections::HashSet<String> = logged_events(dir.path())
-        .iter()
-        .map(|e| e["event"]["messageId"].as_str().unwrap().to_string())
-        .collect();
-    assert!(acknowledged.iter().all(|id| stored.contains(id)));
+    assert_eq!(
+        *tally.refused.lock().unwrap(),
+        Vec::<u16>::new(),
+        "no request was refused while draining"
+    );
+    load::assert_none_lost(&tally.acknowledged(), &logged_events(dir.path()));
 }
