@@ -21,8 +21,20 @@ install_debian_packages() {
 
 command -v cargo >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 # gcc builds the few C parts of dependencies; the integration tests start their own
-# redis-server processes (never the shared one on 6379).
-install_debian_packages cc:gcc redis-server:redis-server
+# redis-server processes (never the shared one on 6379); the client tests drive
+# Debian's Chromium, Segment's Python SDK and Segment's Node SDK.
+install_debian_packages cc:gcc redis-server:redis-server chromium:chromium node:nodejs npm:npm python3:python3
+
+# The client SDKs, pinned, installed inside the repo (target/ and node_modules are
+# ignored by git; nothing is cached outside the checkout).
+CLIENTS=target/clients
+if ! "$CLIENTS/venv/bin/python" -c 'import segment.analytics' >/dev/null 2>&1; then
+  echo "== installing Segment's Python SDK into $CLIENTS/venv"
+  python3 -m venv "$CLIENTS/venv"
+  "$CLIENTS/venv/bin/pip" install --quiet --cache-dir "$CLIENTS/pip-cache" -r tests/clients/requirements.txt
+fi
+echo "== installing the Node clients (npm ci, tests/clients)"
+(cd tests/clients && npm ci --silent --no-audit --no-fund --cache "../../$CLIENTS/npm-cache")
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
 
 echo "== cargo fmt --check"
