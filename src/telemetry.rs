@@ -37,8 +37,8 @@ pub const INDEX_FULL_LOAD_SECONDS: &str = "intake_index_full_load_duration_secon
 pub const INDEX_UPDATE_AGE: &str = "intake_index_last_update_age_seconds";
 /// Envelopes written to the spool because Redis refused them.
 pub const SPOOLED: &str = "intake_spool_envelopes_total";
-/// Whether the spool holds envelopes not yet replayed (0 or 1).
-pub const SPOOL_PENDING: &str = "intake_spool_pending";
+/// Envelopes in the spool, waiting to be replayed into the stream (spool depth).
+pub const SPOOL_DEPTH: &str = "intake_spool_depth";
 /// Client addresses tracked by the per-address limiter.
 pub const IP_LIMITER_ENTRIES: &str = "intake_ip_limiter_entries";
 /// Failed admin authentications.
@@ -178,10 +178,10 @@ pub fn record_full_load(seconds: f64) {
     gauge!(INDEX_FULL_LOAD_SECONDS).set(seconds);
 }
 
-/// Spool activity of the Redis sink.
-pub fn record_spool(spooled: u64, pending: bool) {
+/// Spool activity of the Redis sink: envelopes just spooled, and the depth now.
+pub fn record_spool(spooled: u64, depth: u64) {
     counter!(SPOOLED).increment(spooled);
-    gauge!(SPOOL_PENDING).set(if pending { 1.0 } else { 0.0 });
+    gauge!(SPOOL_DEPTH).set(depth as f64);
 }
 
 /// Addresses tracked by the per-address limiter.

@@ -59,7 +59,9 @@ impl RedisSink {
             spooled: spooled.clone(),
             last_replay: None,
         };
-        writer.spool.pending = writer.spool.has_files();
+        writer.spool.depth = writer.spool.count_spooled();
+        writer.spool.pending = writer.spool.depth > 0;
+        crate::telemetry::record_spool(0, writer.spool.depth);
         tokio::spawn(writer.run(receiver));
         Ok(Self {
             queue,
@@ -153,7 +155,8 @@ impl Writer {
             .map_err(|e| unavailable("Redis is unreachable and the spool refused", &e));
         if result.is_ok() {
             self.spooled.fetch_add(count as u64, Ordering::Relaxed);
-            crate::telemetry::record_spool(count as u64, true);
+            self.spool.depth += count as u64;
+            crate::telemetry::record_spool(count as u64, self.spool.depth);
         }
         self.writable.store(result.is_ok(), Ordering::Relaxed);
         result
@@ -170,7 +173,7 @@ impl Writer {
         self.last_replay = Some(Instant::now());
         match self.spool.replay(&mut self.connection, &self.stream).await {
             Ok(()) => {
-                crate::telemetry::record_spool(0, false);
+                crate::telemetry::record_spool(0, 0);
                 tracing::info!("spool replayed into the stream");
             }
             Err(error) => tracing::debug!(%error, "spool replay deferred"),
@@ -212,6 +215,8 @@ struct Spool {
     segments: Segments,
     /// Whether anything is spooled and not yet replayed.
     pending: bool,
+    /// Envelopes spooled and not yet replayed.
+    depth: u64,
     /// Lines of the oldest file already in the stream (kept across failed replays to
     /// limit duplicates).
     replayed: Option<(PathBuf, usize)>,
@@ -222,12 +227,19 @@ impl Spool {
         Self {
             segments,
             pending: false,
+            depth: 0,
             replayed: None,
         }
     }
 
-    fn has_files(&self) -> bool {
-        self.segments.files().is_ok_and(|f| !f.is_empty())
+    /// Envelopes in the spool files (at start-up, left by an earlier run).
+    fn count_spooled(&self) -> u64 {
+        let files = self.segments.files().unwrap_or_default();
+        files
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .map(|text| envelopes(&text).count() as u64)
+            .sum()
     }
 
     fn append<'a>(&mut self, buffers: impl Iterator<Item = &'a [u8]>) -> std::io::Result<()> {
@@ -260,6 +272,7 @@ impl Spool {
             self.replayed = None;
         }
         self.pending = false;
+        self.depth = 0;
         Ok(())
     }
 }

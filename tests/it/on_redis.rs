@@ -380,6 +380,16 @@ async fn killing_redis_mid_load_loses_no_acknowledged_event() {
         spool_has_files(spool.clone(), true)
     })
     .await;
+    let metrics = send(app.admin.addr, "GET", "/metrics", &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let depth = text
+        .lines()
+        .find_map(|l| l.strip_prefix("intake_spool_depth "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        depth.is_some_and(|d| d > 0.0),
+        "spool depth while Redis is down: {depth:?}"
+    );
     redis.restart().await;
     load::finish(clients).await;
     let acknowledged = tally.acknowledged();
