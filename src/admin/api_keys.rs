@@ -130,12 +130,7 @@ pub async fn update(
     let description = description(&object)?;
     let whitelisted_ips = whitelisted_ips(&object)?;
     let api_version = api_version(&object, clock::now().date())?;
-    for _ in 0..UPDATE_ATTEMPTS {
-        let current = admin
-            .store
-            .get_api_key(caller.key.company_id, id.clone())
-            .await?;
-        let now = clock::now();
+    let key = change_api_key(&admin, &caller, &id, |current, now| {
         let mut next = current.clone();
         if let Some(description) = &description {
             next.description = description.clone();
@@ -146,9 +141,35 @@ pub async fn update(
         if let Some(version) = &api_version {
             change_api_version(&mut next, version, now)?;
         }
-        next.updated_at = now;
+        Ok(Some(next))
+    })
+    .await?;
+    Ok(Json(view(&key, None)))
+}
+
+/// Reads a key, lets `change` derive its next state (`None`: leave it as it is), and
+/// stores that with compare-and-set on `updatedAt`, re-reading after a lost race.
+async fn change_api_key(
+    admin: &Admin,
+    caller: &Caller,
+    id: &str,
+    change: impl Fn(&ApiKey, OffsetDateTime) -> Result<Option<ApiKey>, AdminError>,
+) -> Result<ApiKey, AdminError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = admin
+            .store
+            .get_api_key(caller.key.company_id, id.to_string())
+            .await?;
+        let now = clock::now();
+        let Some(next) = change(&current, now)? else {
+            return Ok(current);
+        };
+        let next = ApiKey {
+            updated_at: now,
+            ..next
+        };
         match admin.store.replace_api_key(next, current.updated_at).await {
-            Ok(written) => return Ok(Json(view(&admin.settled(written).await, None))),
+            Ok(written) => return Ok(admin.settled(written).await),
             Err(StoreError::Conflict) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -164,31 +185,15 @@ pub async fn delete_one(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     caller.require_company_wide()?;
-    for _ in 0..UPDATE_ATTEMPTS {
-        let current = admin
-            .store
-            .get_api_key(caller.key.company_id, id.clone())
-            .await?;
-        if current.status == ApiKeyStatus::Inactive {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-        let now = clock::now();
-        let next = ApiKey {
+    change_api_key(&admin, &caller, &id, |current, now| {
+        Ok((current.status == ApiKeyStatus::Active).then(|| ApiKey {
             status: ApiKeyStatus::Inactive,
             deleted_at: Some(now),
-            updated_at: now,
             ..current.clone()
-        };
-        match admin.store.replace_api_key(next, current.updated_at).await {
-            Ok(written) => {
-                admin.settled(written).await;
-                return Ok(StatusCode::NO_CONTENT);
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(StoreError::Conflict.into())
+        }))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/keys?status&limit&startingAfter&endingBefore&offset`

@@ -251,17 +251,18 @@ fn accept_one(
     forced_type: Option<EventType>,
     facts: &RequestFacts<'_>,
 ) -> Result<Object, Refusal> {
-    let (value, size) = match raw {
+    // Sized before parsing, so that an oversized event is never parsed.
+    let value = match raw {
         RawEvent::Raw(raw) => {
-            let size = raw.get().len();
-            check_size(size, facts.max_event_bytes)?;
-            let value = serde_json::from_str(raw.get())
-                .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?;
-            (value, size)
+            check_size(raw.get().len(), facts.max_event_bytes)?;
+            serde_json::from_str(raw.get())
+                .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?
         }
-        RawEvent::Parsed(value, size) => (value, size),
+        RawEvent::Parsed(value, size) => {
+            check_size(size, facts.max_event_bytes)?;
+            value
+        }
     };
-    check_size(size, facts.max_event_bytes)?;
     let Value::Object(mut event) = value else {
         return Err(("BadRequest", "the event must be a JSON object".into()));
     };
