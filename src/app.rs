@@ -46,6 +46,8 @@ pub struct Running {
 
 /// Starts everything; returns once both listeners accept connections.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // The recorder first, so that the start-up load's gauges are kept.
+    crate::telemetry::metrics_handle();
     let data_dir = config.store.data_dir.clone();
     let store: Arc<dyn Store> = match config.store.backend {
         StoreBackend::Embedded => Arc::new(
