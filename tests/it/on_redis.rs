@@ -380,16 +380,21 @@ async fn killing_redis_mid_load_loses_no_acknowledged_event() {
         spool_has_files(spool.clone(), true)
     })
     .await;
-    let metrics = send(app.admin.addr, "GET", "/metrics", &[], "").await;
-    let text = String::from_utf8_lossy(&metrics.body).to_string();
-    let depth = text
-        .lines()
-        .find_map(|l| l.strip_prefix("intake_spool_depth "))
-        .and_then(|v| v.parse::<f64>().ok());
-    assert!(
-        depth.is_some_and(|d| d > 0.0),
-        "spool depth while Redis is down: {depth:?}"
-    );
+    // The gauge is process-wide and other tests' sinks set it too: poll it.
+    let admin = app.admin.addr;
+    eventually(
+        "/metrics shows a spool depth",
+        Duration::from_secs(30),
+        move || async move {
+            let metrics = send(admin, "GET", "/metrics", &[], "").await;
+            String::from_utf8_lossy(&metrics.body)
+                .lines()
+                .find_map(|l| l.strip_prefix("intake_spool_depth "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|depth| depth > 0.0)
+        },
+    )
+    .await;
     redis.restart().await;
     load::finish(clients).await;
     let acknowledged = tally.acknowledged();
