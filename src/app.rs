@@ -189,6 +189,7 @@ fn open_sink(config: &Config) -> anyhow::Result<Sink> {
                     .with_context(|| format!("opening the event log in {}", dir.display()))?,
             )
         }
+        SinkBackend::Nats => anyhow::bail!("sink.backend: \"nats\" is not available yet"),
         SinkBackend::Redis => Sink::Redis(
             RedisSink::open(
                 &config.store.redis_url,

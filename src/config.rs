@@ -28,6 +28,8 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Per-key and per-IP request budgets on the ingest listener.
     pub rate_limit: RateLimitConfig,
+    /// messageId deduplication.
+    pub dedup: DedupConfig,
 }
 
 /// `[ingest]`
@@ -40,6 +42,8 @@ pub struct IngestConfig {
     pub max_request_bytes: usize,
     /// Cap on one event's JSON.
     pub max_event_bytes: usize,
+    /// Events one request may carry (Segment refuses batches over 2 500).
+    pub max_events_per_request: usize,
     /// Origins allowed by CORS; `["*"]` allows all.
     pub cors_origins: Vec<String>,
     /// CIDRs whose `X-Forwarded-For` is believed.
@@ -54,6 +58,9 @@ pub struct IngestConfig {
     pub max_header_bytes: usize,
     /// One log line per request (target `intake::access`).
     pub access_log: bool,
+    /// The URL browsers reach intake at, for the SDK settings documents; unset: taken
+    /// from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// `[admin]`
@@ -100,6 +107,8 @@ pub enum SinkBackend {
     Log,
     /// A Redis stream.
     Redis,
+    /// A NATS JetStream stream.
+    Nats,
 }
 
 /// `[sink]`
@@ -114,6 +123,14 @@ pub struct SinkConfig {
     pub spool_dir: Option<PathBuf>,
     /// A log segment is closed and a new one started past this size.
     pub segment_bytes: u64,
+    /// NATS servers for the nats sink, comma-separated.
+    pub nats_url: String,
+    /// JetStream stream the nats sink publishes to.
+    pub nats_stream: String,
+    /// Replicas of the stream when intake creates it.
+    pub nats_replicas: usize,
+    /// Longest a message is kept when intake creates the stream; 0 = unlimited.
+    pub nats_max_age_secs: u64,
 }
 
 /// `[rate_limit]`
@@ -124,8 +141,22 @@ pub struct RateLimitConfig {
     pub per_key_per_second: u32,
     /// Requests a write key may send at once before the rate applies.
     pub per_key_burst: u32,
+    /// Events per second per write key; 0 = off.
+    pub per_key_events_per_second: u32,
+    /// Events a write key may send at once before the rate applies.
+    pub per_key_events_burst: u32,
     /// Requests per second per client address; 0 = off.
     pub per_ip_per_second: u32,
+}
+
+/// `[dedup]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// How long an accepted messageId is remembered per connection; 0 = off.
+    pub window_secs: u64,
+    /// Remembered ids at most (embedded store only; the oldest go first).
+    pub max_entries: usize,
 }
 
 impl Default for IngestConfig {
@@ -134,6 +165,7 @@ impl Default for IngestConfig {
             listen: "0.0.0.0:8080".into(),
             max_request_bytes: 512_000,
             max_event_bytes: 32_768,
+            max_events_per_request: 2_500,
             cors_origins: vec!["*".into()],
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
@@ -141,6 +173,7 @@ impl Default for IngestConfig {
             max_connections: 10_000,
             max_header_bytes: 16_384,
             access_log: false,
+            public_url: None,
         }
     }
 }
@@ -173,6 +206,10 @@ impl Default for SinkConfig {
             stream: "intake:events".into(),
             spool_dir: None,
             segment_bytes: 64 * 1024 * 1024,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_stream: "INTAKE_EVENTS".into(),
+            nats_replicas: 1,
+            nats_max_age_secs: 0,
         }
     }
 }
@@ -182,7 +219,18 @@ impl Default for RateLimitConfig {
         Self {
             per_key_per_second: 1000,
             per_key_burst: 2000,
+            per_key_events_per_second: 20_000,
+            per_key_events_burst: 50_000,
             per_ip_per_second: 0,
+        }
+    }
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 86_400,
+            max_entries: 10_000_000,
         }
     }
 }
@@ -248,6 +296,16 @@ impl Config {
         if self.ingest.max_event_bytes == 0 {
             problems.push("ingest.max_event_bytes: must be greater than 0".into());
         }
+        if self.ingest.max_events_per_request == 0 {
+            problems.push("ingest.max_events_per_request: must be greater than 0".into());
+        }
+        if let Some(url) = &self.ingest.public_url {
+            if !is_http_url(url) {
+                problems.push(format!(
+                    "ingest.public_url: `{url}` is not an http:// or https:// URL"
+                ));
+            }
+        }
         if self.ingest.max_connections == 0 {
             problems.push("ingest.max_connections: must be greater than 0".into());
         }
@@ -293,6 +351,34 @@ impl Config {
         if self.sink.segment_bytes == 0 {
             problems.push("sink.segment_bytes: must be greater than 0".into());
         }
+        for server in self.sink.nats_url.split(',') {
+            if !is_nats_url(server.trim()) {
+                problems.push(format!(
+                    "sink.nats_url: `{}` is not a nats:// or tls:// URL",
+                    crate::secrets::redact_url(server.trim())
+                ));
+            }
+        }
+        if !is_stream_name(&self.sink.nats_stream) {
+            problems.push(
+                "sink.nats_stream: must be a JetStream stream name (letters, digits, - and _)"
+                    .into(),
+            );
+        }
+        if !(1..=5).contains(&self.sink.nats_replicas) {
+            problems.push("sink.nats_replicas: must be from 1 to 5".into());
+        }
+        if self.rate_limit.per_key_events_per_second > 0
+            && self.rate_limit.per_key_events_burst == 0
+        {
+            problems.push(
+                "rate_limit.per_key_events_burst: must be at least 1 when per_key_events_per_second is set"
+                    .into(),
+            );
+        }
+        if self.dedup.max_entries == 0 {
+            problems.push("dedup.max_entries: must be greater than 0".into());
+        }
         if self.rate_limit.per_key_per_second > 0 && self.rate_limit.per_key_burst == 0 {
             problems.push(
                 "rate_limit.per_key_burst: must be at least 1 when per_key_per_second is set"
@@ -313,6 +399,26 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.store.data_dir.join("spool"))
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    text.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+    })
+}
+
+fn is_nats_url(text: &str) -> bool {
+    text.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("nats" | "tls" | "ws" | "wss")) && uri.host().is_some()
+    })
+}
+
+/// JetStream stream names may not hold spaces, `.`, `*`, `>` or path separators.
+fn is_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Parses a list of addresses or CIDR blocks; a bare address is a /32 or /128 block.
@@ -425,6 +531,40 @@ mod tests {
         assert_eq!(c.rate_limit.per_key_per_second, 1000);
         assert_eq!(c.rate_limit.per_key_burst, 2000);
         assert_eq!(c.rate_limit.per_ip_per_second, 0);
+        assert_eq!(c.ingest.max_events_per_request, 2_500);
+        assert_eq!(c.ingest.public_url, None);
+        assert_eq!(c.sink.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(c.sink.nats_stream, "INTAKE_EVENTS");
+        assert_eq!(c.sink.nats_replicas, 1);
+        assert_eq!(c.sink.nats_max_age_secs, 0);
+        assert_eq!(c.rate_limit.per_key_events_per_second, 20_000);
+        assert_eq!(c.rate_limit.per_key_events_burst, 50_000);
+        assert_eq!(c.dedup.window_secs, 86_400);
+    }
+
+    #[test]
+    fn new_settings_are_validated() {
+        let e = load_with(
+            "[ingest]\nmax_events_per_request = 0\npublic_url = \"ftp://x\"\n[sink]\nnats_url = \"nats://a:4222, http://b\"\nnats_stream = \"a.b\"\nnats_replicas = 7\n[dedup]\nmax_entries = 0\n",
+            &[],
+        )
+        .unwrap_err();
+        for setting in [
+            "ingest.max_events_per_request",
+            "ingest.public_url",
+            "sink.nats_url",
+            "sink.nats_stream",
+            "sink.nats_replicas",
+            "dedup.max_entries",
+        ] {
+            assert!(e.to_string().contains(setting), "{setting}: {e}");
+        }
+        let ok = load_with(
+            "[ingest]\npublic_url = \"https://intake.shop.example\"\n[sink]\nbackend = \"nats\"\nnats_url = \"nats://a:4222,nats://user:pw@b:4223\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.sink.backend, SinkBackend::Nats);
     }
 
     #[test]

@@ -183,6 +183,7 @@ mod tests {
             per_key_per_second: per_key,
             per_key_burst: burst,
             per_ip_per_second: per_ip,
+            ..RateLimitConfig::default()
         }
     }
 

@@ -85,6 +85,24 @@ pub fn redact(key: &str) -> String {
     format!("{head}\u{2026}")
 }
 
+/// A URL as logs and `check-config` may show it: the password of its user info (or a
+/// lone token, as NATS takes them) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user_info = &rest[..at];
+    let shown = match user_info.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{scheme}://{shown}{}", &rest[at..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +138,21 @@ mod tests {
         assert!(masked.starts_with("api_\u{2026}"));
         assert!(masked.ends_with(&k[k.len() - 4..]));
         assert_eq!(redact(&k).chars().count(), 5);
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://user:secret@host"),
+            "redis://user:***@host"
+        );
+        assert_eq!(redact_url("nats://token@host:4222"), "nats://***@host:4222");
+        assert_eq!(redact_url("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact_url("redis://host/0?x=a@b"), "redis://host/0?x=a@b");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

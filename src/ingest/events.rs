@@ -13,6 +13,7 @@ use super::routes::{EventType, Route};
 use crate::clock;
 use crate::index::KeyTarget;
 use crate::sink::envelope::Envelope;
+use crate::sink::Batch;
 
 type Object = Map<String, Value>;
 
@@ -188,8 +189,8 @@ pub struct RequestFacts<'a> {
 /// The accepted events' envelopes and the rejects.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Newline-terminated envelopes, ready for the sink.
-    pub lines: Vec<u8>,
+    /// The accepted events' envelopes, ready for the sink.
+    pub batch: Batch,
     /// How many events were accepted.
     pub accepted: usize,
     /// The refused events.
@@ -202,23 +203,33 @@ pub fn process(parsed: Parsed<'_>, facts: &RequestFacts<'_>) -> Result<Outcome, 
         return Err(IngestError::BadRequest("the batch holds no event".into()));
     }
     let mut outcome = Outcome {
-        lines: Vec::with_capacity(parsed.events.len() * 512),
+        batch: Batch::new(
+            facts.target.workspace_id,
+            facts.target.connection_id,
+            parsed.events.len() * 512,
+        ),
         accepted: 0,
         rejected: Vec::new(),
     };
     for (index, raw) in parsed.events.into_iter().enumerate() {
         match accept_one(raw, &parsed.batch, parsed.forced_type, facts) {
             Ok(event) => {
-                Envelope {
+                let message_id = event
+                    .get("messageId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let envelope = Envelope {
                     workspace_id: facts.target.workspace_id,
                     connection_id: facts.target.connection_id,
                     received_at: facts.received_at_text,
                     kind: "sdk",
                     message_id: None,
                     event: &event,
-                }
-                .append_line(&mut outcome.lines)
-                .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+                };
+                outcome
+                    .batch
+                    .push(message_id, |buf| envelope.write_json(buf))
+                    .map_err(|e| IngestError::BadRequest(e.to_string()))?;
                 outcome.accepted += 1;
             }
             Err((code, message)) => outcome.rejected.push(Reject {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::index::{Admission, KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
 use crate::model::EventSource;
-use crate::sink::Sink;
+use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
 use crate::{clock, net};
 use answer::{Answer, Cors, IngestError};
@@ -281,8 +281,8 @@ async fn respond(
 
     if route.is_webhook() {
         let target = early_target.ok_or_else(no_key)?;
-        let line = webhook::envelope_line(&body, &parts.headers, target, &received_at_text)?;
-        write_to_sink(ingest, line).await?;
+        let batch = webhook::envelope(&body, &parts.headers, target, &received_at_text)?;
+        write_to_sink(ingest, batch).await?;
         ingest.metrics.accepted.increment(1);
         return Ok(answer::accepted_answer(1, &[]));
     }
@@ -310,7 +310,7 @@ async fn respond(
     for reject in &outcome.rejected {
         ingest.metrics.rejected(reject.code);
     }
-    write_to_sink(ingest, outcome.lines).await?;
+    write_to_sink(ingest, outcome.batch).await?;
     ingest.metrics.accepted.increment(outcome.accepted as u64);
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
 }
@@ -345,9 +345,9 @@ fn no_key() -> IngestError {
     )
 }
 
-async fn write_to_sink(ingest: &Ingest, lines: Vec<u8>) -> Result<(), IngestError> {
+async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<(), IngestError> {
     let started = Instant::now();
-    let result = ingest.sink.write(lines).await;
+    let result = ingest.sink.write(batch).await;
     ingest
         .metrics
         .sink_seconds

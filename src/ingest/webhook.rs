@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::answer::IngestError;
 use crate::index::KeyTarget;
 use crate::sink::envelope::Envelope;
+use crate::sink::Batch;
 
 #[derive(Serialize)]
 struct WebhookEvent<'a> {
@@ -23,13 +24,13 @@ struct WebhookHeaders<'a> {
     user_agent: Option<&'a str>,
 }
 
-/// The envelope line of one delivery.
-pub fn envelope_line(
+/// The envelope of one delivery, as a batch of one.
+pub fn envelope(
     body: &[u8],
     headers: &HeaderMap,
     target: KeyTarget,
     received_at: &str,
-) -> Result<Vec<u8>, IngestError> {
+) -> Result<Batch, IngestError> {
     let content_type = header(headers, http::header::CONTENT_TYPE);
     let is_form = content_type.is_some_and(|t| {
         t.to_ascii_lowercase()
@@ -54,18 +55,19 @@ pub fn envelope_line(
             user_agent: header(headers, http::header::USER_AGENT),
         },
     };
-    let mut line = Vec::with_capacity(body.len() + 256);
-    Envelope {
+    let envelope = Envelope {
         workspace_id: target.workspace_id,
         connection_id: target.connection_id,
         received_at,
         kind: "webhook",
         message_id: Some(&message_id),
         event: &event,
-    }
-    .append_line(&mut line)
-    .map_err(|e| IngestError::BadRequest(e.to_string()))?;
-    Ok(line)
+    };
+    let mut batch = Batch::new(target.workspace_id, target.connection_id, body.len() + 256);
+    batch
+        .push(&message_id, |buf| envelope.write_json(buf))
+        .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+    Ok(batch)
 }
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {

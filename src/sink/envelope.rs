@@ -24,11 +24,9 @@ pub struct Envelope<'a, E: Serialize> {
 }
 
 impl<E: Serialize> Envelope<'_, E> {
-    /// Appends the envelope and a newline to `buf`.
-    pub fn append_line(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(&mut *buf, self)?;
-        buf.push(b'\n');
-        Ok(())
+    /// Appends the envelope's JSON to `buf`.
+    pub fn write_json(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(buf, self)
     }
 }
 
@@ -48,11 +46,11 @@ mod tests {
             message_id: None,
             event: &event,
         }
-        .append_line(&mut buf)
+        .write_json(&mut buf)
         .unwrap();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "{\"workspaceId\":1,\"connectionId\":1371036433,\"receivedAt\":\"2026-11-22T10:00:00.123Z\",\"kind\":\"sdk\",\"event\":{\"type\":\"track\"}}\n"
+            "{\"workspaceId\":1,\"connectionId\":1371036433,\"receivedAt\":\"2026-11-22T10:00:00.123Z\",\"kind\":\"sdk\",\"event\":{\"type\":\"track\"}}"
         );
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
-use super::SinkError;
+use super::{Batch, SinkError};
 
 /// Bytes one group commit gathers at most before it writes.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
@@ -37,9 +37,9 @@ impl LogSink {
         Ok(Self { queue, writable })
     }
 
-    /// Appends `lines` and returns once they are fsynced.
-    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
-        self.queue.write(lines).await
+    /// Appends the batch's lines and returns once they are fsynced.
+    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
+        self.queue.write(batch).await
     }
 
     /// Whether the last write succeeded.
@@ -87,6 +87,17 @@ mod tests {
             .collect()
     }
 
+    fn batch(line: &str) -> Batch {
+        let mut batch = Batch::new(1, 1, line.len() + 1);
+        batch
+            .push("m", |buf| {
+                buf.extend_from_slice(line.as_bytes());
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        batch
+    }
+
     #[tokio::test]
     async fn concurrent_writes_all_land_and_segments_roll() {
         let dir = tempfile::tempdir().unwrap();
@@ -95,7 +106,7 @@ mod tests {
         for i in 0..50 {
             let sink = sink.clone();
             tasks.push(tokio::spawn(async move {
-                sink.write(format!("{{\"n\":{i}}}\n").into_bytes()).await
+                sink.write(batch(&format!("{{\"n\":{i}}}"))).await
             }));
         }
         for t in tasks {
@@ -105,7 +116,7 @@ mod tests {
         let text = read_all(dir.path());
         assert_eq!(text.lines().count(), 50);
         assert!(std::fs::read_dir(dir.path()).unwrap().count() > 1);
-        assert!(sink.write(b"x\n".to_vec()).await.is_err());
+        assert!(sink.write(batch("x")).await.is_err());
     }
 
     #[tokio::test]
@@ -113,7 +124,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..2 {
             let sink = LogSink::open(dir.path(), 1 << 20).unwrap();
-            sink.write(b"{}\n".to_vec()).await.unwrap();
+            sink.write(batch("{}")).await.unwrap();
             sink.close().await;
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);

@@ -1,7 +1,8 @@
 //! Sinks: where accepted events become durable. A request's envelopes are handed over
-//! as one buffer of newline-terminated JSON lines; `write` returns only once they are
-//! durable, which is what lets the ingest path answer 200.
+//! as one `Batch`; `write` returns only once they are durable, which is what lets the
+//! ingest path answer 200.
 
+pub mod batch;
 pub mod envelope;
 pub mod log;
 pub mod queue;
@@ -9,6 +10,8 @@ pub mod redis;
 pub mod segments;
 
 use thiserror::Error;
+
+pub use batch::Batch;
 
 /// Why a sink refused a write; the ingest path answers 503.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -27,11 +30,11 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Makes `lines` durable; they are one or more newline-terminated envelopes.
-    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
+    /// Makes a request's envelopes durable.
+    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
         match self {
-            Self::Log(sink) => sink.write(lines).await,
-            Self::Redis(sink) => sink.write(lines).await,
+            Self::Log(sink) => sink.write(batch).await,
+            Self::Redis(sink) => sink.write(batch).await,
         }
     }
 

@@ -4,17 +4,17 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::SinkError;
+use super::{Batch, SinkError};
 
 /// Requests waiting for a writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 4096;
 
 /// What a writer receives.
 pub enum Job {
-    /// Make these newline-terminated envelopes durable, then answer.
+    /// Make these envelopes durable, then answer.
     Write {
         /// The envelopes.
-        lines: Vec<u8>,
+        batch: Batch,
         /// Where the verdict goes.
         done: Waiter,
     },
@@ -31,7 +31,7 @@ pub type Waiter = oneshot::Sender<Result<(), SinkError>>;
 /// The requests one group commit serves, and the close request that ended it, if any.
 pub struct Group {
     /// Envelopes with their waiters, in arrival order.
-    pub writes: Vec<(Vec<u8>, Waiter)>,
+    pub writes: Vec<(Batch, Waiter)>,
     /// Set when a close followed these writes.
     pub closing: Option<oneshot::Sender<()>>,
 }
@@ -47,9 +47,9 @@ impl Group {
         let mut job = Some(first);
         while let Some(current) = job.take() {
             match current {
-                Job::Write { lines, done } => {
-                    bytes += lines.len();
-                    group.writes.push((lines, done));
+                Job::Write { batch, done } => {
+                    bytes += batch.lines().len();
+                    group.writes.push((batch, done));
                 }
                 Job::Close { done } => {
                     group.closing = Some(done);
@@ -65,7 +65,12 @@ impl Group {
 
     /// The envelope buffers, in order.
     pub fn buffers(&self) -> impl Iterator<Item = &[u8]> {
-        self.writes.iter().map(|(lines, _)| lines.as_slice())
+        self.writes.iter().map(|(batch, _)| batch.lines())
+    }
+
+    /// The batches, in order.
+    pub fn batches(&self) -> impl Iterator<Item = &Batch> {
+        self.writes.iter().map(|(batch, _)| batch)
     }
 
     /// Tells every waiter the same verdict.
@@ -89,11 +94,11 @@ impl Queue {
         (Self { jobs }, receiver)
     }
 
-    /// Hands `lines` to the writer and waits for the verdict.
-    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
+    /// Hands `batch` to the writer and waits for the verdict.
+    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
         let (done, verdict) = oneshot::channel();
         self.jobs
-            .send(Job::Write { lines, done })
+            .send(Job::Write { batch, done })
             .await
             .map_err(|_| closed())?;
         verdict.await.map_err(|_| closed())?

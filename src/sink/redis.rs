@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
-use super::SinkError;
+use super::{Batch, SinkError};
 
 /// Bytes one group gathers at most.
 const GROUP_BYTES: usize = 4 * 1024 * 1024;
@@ -70,9 +70,9 @@ impl RedisSink {
         })
     }
 
-    /// Makes `lines` durable: in the stream, or in the spool.
-    pub async fn write(&self, lines: Vec<u8>) -> Result<(), SinkError> {
-        self.queue.write(lines).await
+    /// Makes the batch durable: in the stream, or in the spool.
+    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
+        self.queue.write(batch).await
     }
 
     /// Whether the last write was made durable.
@@ -139,8 +139,12 @@ impl Writer {
             return Ok(());
         }
         if !self.spool.pending {
-            let lines = group.buffers().flat_map(envelopes);
-            match xadd(&mut self.connection, &self.stream, lines).await {
+            let lines: Vec<&[u8]> = group
+                .batches()
+                .flat_map(Batch::entries)
+                .map(|entry| entry.line)
+                .collect();
+            match xadd(&mut self.connection, &self.stream, lines.into_iter()).await {
                 Ok(()) => {
                     self.writable.store(true, Ordering::Relaxed);
                     return Ok(());
@@ -148,7 +152,7 @@ impl Writer {
                 Err(error) => tracing::warn!(%error, "Redis refused events; spooling them"),
             }
         }
-        let count = group.buffers().flat_map(envelopes).count();
+        let count: usize = group.batches().map(Batch::len).sum();
         let result = self
             .spool
             .append(group.buffers())

@@ -85,16 +85,12 @@ fn check(body: &[u8], route: &Route) {
     let Ok(outcome) = process(parsed, &facts()) else {
         return;
     };
-    let lines: Vec<&[u8]> = outcome
-        .lines
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(lines.len(), outcome.accepted);
-    for line in lines {
-        let envelope: serde_json::Value = serde_json::from_slice(line).expect("envelopes are JSON");
+    assert_eq!(outcome.batch.len(), outcome.accepted);
+    for entry in outcome.batch.entries() {
+        let envelope: serde_json::Value =
+            serde_json::from_slice(entry.line).expect("envelopes are JSON");
         let event = &envelope["event"];
-        assert!(event["messageId"].is_string());
+        assert_eq!(event["messageId"], entry.message_id);
         assert!(event["userId"].is_string() || event["anonymousId"].is_string());
     }
 }

@@ -24,10 +24,13 @@ fn run(body: &str, route: Route) -> Result<Outcome, IngestError> {
 
 fn envelopes(outcome: &Outcome) -> Vec<Value> {
     outcome
-        .lines
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
+        .batch
+        .entries()
+        .map(|entry| {
+            let envelope: Value = serde_json::from_slice(entry.line).unwrap();
+            assert_eq!(envelope["event"]["messageId"], entry.message_id);
+            envelope
+        })
         .collect()
 }
 

@@ -1,0 +1,127 @@
+//! What a request hands to the sink: its accepted events' envelopes as NDJSON lines
+//! back to back, with where each line and its messageId end, so that a sink that
+//! needs per-event fields (a NATS subject, a `Nats-Msg-Id`, a dedup check) never
+//! parses the JSON again. All envelopes of a batch share one write key, so one
+//! workspace and connection.
+
+use crate::model::Id;
+
+/// One request's envelopes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    /// Workspace of the request's write key.
+    pub workspace_id: Id,
+    /// Connection of the request's write key.
+    pub connection_id: Id,
+    /// Newline-terminated envelopes, back to back.
+    lines: Vec<u8>,
+    /// The envelopes' messageIds, back to back.
+    ids: String,
+    /// Per envelope: end of its line in `lines`, end of its messageId in `ids`.
+    ends: Vec<(usize, usize)>,
+}
+
+/// One envelope of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The envelope's JSON, without the newline.
+    pub line: &'a [u8],
+    /// The event's messageId (a webhook envelope's own).
+    pub message_id: &'a str,
+}
+
+impl Batch {
+    /// An empty batch for a write key's connection, with room for `bytes` of lines.
+    pub fn new(workspace_id: Id, connection_id: Id, bytes: usize) -> Self {
+        Self {
+            workspace_id,
+            connection_id,
+            lines: Vec::with_capacity(bytes),
+            ids: String::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Appends one envelope: `write` puts its JSON (no newline) at the end of the
+    /// buffer it is given; on error nothing of it stays.
+    pub fn push<E>(
+        &mut self,
+        message_id: &str,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.lines.len();
+        if let Err(error) = write(&mut self.lines) {
+            self.lines.truncate(start);
+            return Err(error);
+        }
+        self.lines.push(b'\n');
+        self.ids.push_str(message_id);
+        self.ends.push((self.lines.len(), self.ids.len()));
+        Ok(())
+    }
+
+    /// Every envelope line, newline-terminated, back to back (what a log stores).
+    pub fn lines(&self) -> &[u8] {
+        &self.lines
+    }
+
+    /// How many envelopes.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no envelope.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The envelopes in order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let mut line_start = 0;
+        let mut id_start = 0;
+        self.ends.iter().map(move |&(line_end, id_end)| {
+            let entry = Entry {
+                line: &self.lines[line_start..line_end - 1],
+                message_id: &self.ids[id_start..id_end],
+            };
+            (line_start, id_start) = (line_end, id_end);
+            entry
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_give_back_each_line_and_id() {
+        let mut batch = Batch::new(1, 2, 64);
+        batch
+            .push("m1", |buf| {
+                buf.extend_from_slice(b"{\"a\":1}");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert!(batch
+            .push("bad", |buf| {
+                buf.extend_from_slice(b"{\"half");
+                Err(())
+            })
+            .is_err());
+        batch
+            .push("m2", |buf| {
+                buf.extend_from_slice(b"{\"b\":2}");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(batch.lines(), b"{\"a\":1}\n{\"b\":2}\n");
+        let entries: Vec<_> = batch.entries().collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].line, b"{\"a\":1}");
+        assert_eq!(entries[0].message_id, "m1");
+        assert_eq!(entries[1].line, b"{\"b\":2}");
+        assert_eq!(entries[1].message_id, "m2");
+        assert_eq!(batch.len(), 2);
+    }
+}
