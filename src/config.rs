@@ -56,6 +56,13 @@ pub struct IngestConfig {
     pub max_connections: usize,
     /// Largest request head (at least 8192).
     pub max_header_bytes: usize,
+    /// Seconds an answer may wait for the client to read it before the connection is
+    /// closed.
+    pub send_timeout_secs: u64,
+    /// Seconds an HTTP/2 connection may stay without a request in flight.
+    pub idle_timeout_secs: u64,
+    /// Seconds after which any connection is asked to close (clients reconnect).
+    pub max_connection_age_secs: u64,
     /// One log line per request (target `intake::access`).
     pub access_log: bool,
     /// The URL browsers reach intake at, for the SDK settings documents; unset: taken
@@ -172,6 +179,9 @@ impl Default for IngestConfig {
             body_read_timeout_secs: 30,
             max_connections: 10_000,
             max_header_bytes: 16_384,
+            send_timeout_secs: 30,
+            idle_timeout_secs: 30,
+            max_connection_age_secs: 600,
             access_log: false,
             public_url: None,
         }
@@ -312,11 +322,22 @@ impl Config {
         if self.ingest.max_header_bytes < 8192 {
             problems.push("ingest.max_header_bytes: must be at least 8192".into());
         }
-        if self.ingest.header_read_timeout_secs == 0 || self.ingest.body_read_timeout_secs == 0 {
-            problems.push(
-                "ingest.header_read_timeout_secs / body_read_timeout_secs: must be greater than 0"
-                    .into(),
-            );
+        for (name, secs) in [
+            (
+                "header_read_timeout_secs",
+                self.ingest.header_read_timeout_secs,
+            ),
+            ("body_read_timeout_secs", self.ingest.body_read_timeout_secs),
+            ("send_timeout_secs", self.ingest.send_timeout_secs),
+            ("idle_timeout_secs", self.ingest.idle_timeout_secs),
+            (
+                "max_connection_age_secs",
+                self.ingest.max_connection_age_secs,
+            ),
+        ] {
+            if secs == 0 {
+                problems.push(format!("ingest.{name}: must be greater than 0"));
+            }
         }
         if self.ingest.cors_origins.iter().any(|o| o.trim().is_empty()) {
             problems.push("ingest.cors_origins: an origin must not be empty".into());

@@ -6,24 +6,19 @@ pub mod answer;
 pub mod auth;
 pub mod body;
 pub mod events;
+mod listener;
 pub mod routes;
 pub mod webhook;
 
-use std::convert::Infallible;
+pub use listener::{serve, ConnectionLimits};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use ipnet::IpNet;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::index::{Admission, KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
@@ -58,136 +53,6 @@ pub struct Ingest {
     pub metrics: IngestMetrics,
     /// Whether to log one line per request (target `intake::access`).
     pub access_log: bool,
-}
-
-/// Limits applied to every ingest connection.
-pub struct ConnectionLimits {
-    /// Time allowed to send a request's headers; also bounds an idle keep-alive wait.
-    pub header_timeout: Duration,
-    /// Open connections at most; past it, new ones wait in the listen backlog.
-    pub max_connections: usize,
-    /// Largest request head (HTTP/1) or header list (HTTP/2).
-    pub max_header_bytes: usize,
-}
-
-/// Serves connections from `listener` (HTTP/1.1, and HTTP/2 with prior knowledge)
-/// until `shutdown`, then lets in-flight requests finish (bounded by `grace`).
-pub async fn serve(
-    listener: TcpListener,
-    ingest: Arc<Ingest>,
-    shutdown: CancellationToken,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    let builders = connection_builders(&ingest.limits);
-    let slots = Arc::new(Semaphore::new(ingest.limits.max_connections));
-    loop {
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!(%error, "ingest accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let ingest = ingest.clone();
-        let timeout = ingest.limits.header_timeout;
-        let service = service_fn(move |request| {
-            let ingest = ingest.clone();
-            async move { Ok::<_, Infallible>(handle(&ingest, request, peer).await) }
-        });
-        let (http1, http2) = (builders.0.clone(), builders.1.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // The protocol is told from the first bytes, within the header timeout, so
-            // that a client sending nothing holds its slot no longer than a slow one.
-            let result = match detect_protocol(&stream, timeout).await {
-                Some(Protocol::Http1) => {
-                    let io = TokioIo::new(stream);
-                    watcher.watch(http1.serve_connection(io, service)).await
-                }
-                Some(Protocol::Http2) => {
-                    let io = TokioIo::new(stream);
-                    watcher.watch(http2.serve_connection(io, service)).await
-                }
-                None => Ok(()),
-            };
-            if let Err(error) = result {
-                tracing::debug!(%error, "ingest connection ended with an error");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("ingest connections still open after the grace period");
-    }
-}
-
-fn connection_builders(
-    limits: &ConnectionLimits,
-) -> (http1::Builder, http2::Builder<TokioExecutor>) {
-    let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10));
-    (h1, h2)
-}
-
-/// What a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    /// HTTP/2 with prior knowledge (h2c).
-    Http2,
-}
-
-/// The HTTP/2 connection preface.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Peeks at the first bytes until they tell HTTP/2's preface from anything else;
-/// `None` when the client closes or sends too little within `timeout`.
-async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<Protocol> {
-    let mut buf = [0u8; 24];
-    let detect = async {
-        loop {
-            let n = stream.peek(&mut buf).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            if buf[..n] != H2_PREFACE[..n] {
-                return Some(Protocol::Http1);
-            }
-            if n == H2_PREFACE.len() {
-                return Some(Protocol::Http2);
-            }
-            // A partial preface: wait for more without spinning.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(timeout, detect).await.ok().flatten()
 }
 
 /// One request, answered; CORS headers go on every answer; metrics and the access

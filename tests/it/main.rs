@@ -5,6 +5,7 @@
 mod admin;
 mod api_keys;
 mod clients;
+mod connections;
 mod fuzz;
 mod hardening;
 mod ingest;
