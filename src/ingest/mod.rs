@@ -1,16 +1,22 @@
 //! The ingest listener: a hyper 1 service for SDKs and webhook senders. Per request:
-//! route → write key → index lookup (lock-free) → budget → body (bounded, decompressed)
-//! → validate and enrich → sink (durable) → 200. Nothing here touches the store.
+//! route → write key → index lookup (lock-free) → budget → origin → body (bounded,
+//! decompressed) → validate and enrich → sink (durable) → 200. Browser SDKs also get
+//! CORS preflights (`cors`), RudderStack's pixel (`pixel`) and both vendors' settings
+//! documents (`settings`). Nothing here touches the store.
 
 pub mod answer;
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod events;
+pub mod origins;
+pub mod pixel;
 pub mod routes;
+pub mod settings;
 pub mod webhook;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,8 +37,10 @@ use crate::model::EventSource;
 use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
 use crate::{clock, net};
-use answer::{Answer, Cors, IngestError};
-use routes::Route;
+use answer::{Answer, IngestError};
+use cors::Cors;
+use origins::AllowedOrigins;
+use routes::{Endpoint, Route};
 
 /// Everything a request needs, shared by all connections.
 pub struct Ingest {
@@ -48,8 +56,11 @@ pub struct Ingest {
     pub limits: ConnectionLimits,
     /// Time allowed to send the body.
     pub body_timeout: Duration,
-    /// CORS policy.
+    /// CORS policy (`ingest.cors_origins`).
     pub cors: Cors,
+    /// Where browsers reach intake (`ingest.public_url`), for the settings documents;
+    /// `None`: the request's `Host`.
+    pub public_url: Option<settings::PublicUrl>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Optional per-address budget.
@@ -194,15 +205,19 @@ async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> O
 /// log see every answer.
 pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAddr) -> Answer {
     let started = Instant::now();
-    let origin = request.headers().get(http::header::ORIGIN).cloned();
-    let route = Route::parse(request.uri().path());
-    let route_label = route_label(route.as_ref(), request.method());
+    let endpoint = Endpoint::parse(request.uri().path());
+    let route_label = route_label(endpoint.as_ref(), request.method());
     let method = request.method().clone();
-    let mut answer = match respond(ingest, route, request, peer).await {
-        Ok(answer) => answer,
-        Err(error) => error.into_answer(),
+    let mut scope = OriginScope {
+        origin: request.headers().get(http::header::ORIGIN).cloned(),
+        connection: None,
     };
-    ingest.cors.decorate(&mut answer, origin.as_ref());
+    let mut answer = dispatch(ingest, endpoint, request, peer, &mut scope).await;
+    ingest.cors.decorate(
+        &mut answer,
+        scope.origin.as_ref(),
+        scope.connection.as_deref(),
+    );
     let status = answer.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     ingest.metrics.request(route_label, status, seconds);
@@ -221,37 +236,88 @@ pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAdd
 }
 
 /// Index into `telemetry::ROUTES`.
-fn route_label(route: Option<&Route>, method: &Method) -> usize {
-    match route {
+fn route_label(endpoint: Option<&Endpoint>, method: &Method) -> usize {
+    match endpoint {
         _ if method == Method::OPTIONS => 4,
-        Some(Route::Batch) => 0,
-        Some(Route::Single(_)) => 1,
-        Some(Route::Events) => 2,
-        Some(Route::Webhook { .. }) => 3,
+        Some(Endpoint::Events(Route::Batch) | Endpoint::Beacon) => 0,
+        Some(Endpoint::Events(Route::Single(_))) => 1,
+        Some(Endpoint::Events(Route::Events)) => 2,
+        Some(Endpoint::Events(Route::Webhook { .. })) => 3,
         None => 5,
+        Some(Endpoint::Pixel(_)) => 6,
+        Some(Endpoint::SegmentSettings(_) | Endpoint::SourceConfig) => 7,
     }
 }
 
-async fn respond(
+/// What a request's CORS answer depends on: its `Origin`, and its key's connection's
+/// allowed origins once the key is known.
+pub struct OriginScope {
+    /// The request's `Origin` header.
+    pub origin: Option<http::HeaderValue>,
+    /// The allowed origins of the key's connection, when it has a list.
+    pub connection: Option<Arc<AllowedOrigins>>,
+}
+
+async fn dispatch(
     ingest: &Ingest,
-    route: Option<Route>,
+    endpoint: Option<Endpoint>,
     request: Request<Incoming>,
     peer: SocketAddr,
+    scope: &mut OriginScope,
+) -> Answer {
+    let Some(endpoint) = endpoint else {
+        return IngestError::NotFound("no such route").into_answer();
+    };
+    if request.method() == Method::OPTIONS {
+        return preflight(ingest, &endpoint, &request, scope);
+    }
+    let result = match endpoint {
+        Endpoint::Pixel(kind) => return pixel::respond(ingest, kind, request, peer, scope).await,
+        Endpoint::SegmentSettings(_) | Endpoint::SourceConfig => {
+            settings::respond(ingest, &endpoint, request, peer, scope)
+        }
+        Endpoint::Events(route) => respond(ingest, route, false, request, peer, scope).await,
+        Endpoint::Beacon => respond(ingest, Route::Batch, true, request, peer, scope).await,
+    };
+    result.unwrap_or_else(IngestError::into_answer)
+}
+
+/// A preflight carries no credentials: the connection's list comes from a key in the
+/// path or the `writeKey` query parameter when there is one (looked up without
+/// touching its budget), else `ingest.cors_origins` applies.
+fn preflight(
+    ingest: &Ingest,
+    endpoint: &Endpoint,
+    request: &Request<Incoming>,
+    scope: &mut OriginScope,
+) -> Answer {
+    let key = match endpoint.path_key() {
+        Some(key) => Some(key.to_string()),
+        None => auth::from_query(request.uri().query()),
+    };
+    if let Some(target) = key.and_then(|key| ingest.index.lookup(&key)) {
+        scope.connection = connection_origins(ingest, &target);
+    }
+    ingest
+        .cors
+        .preflight(request.headers(), scope.connection.as_deref())
+}
+
+/// The event routes: SDK bodies and webhooks. `key_in_query` (RudderStack's beacon)
+/// reads the `writeKey` query parameter before the body, as for webhooks.
+async fn respond(
+    ingest: &Ingest,
+    route: Route,
+    key_in_query: bool,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    scope: &mut OriginScope,
 ) -> Result<Answer, IngestError> {
-    let route = route.ok_or(IngestError::NotFound)?;
-    match *request.method() {
-        Method::POST => {}
-        Method::OPTIONS => return Ok(ingest.cors.preflight()),
-        _ => return Err(IngestError::MethodNotAllowed),
+    if request.method() != Method::POST {
+        return Err(IngestError::MethodNotAllowed("POST, OPTIONS"));
     }
     let received_at = clock::now();
-    let client_ip = net::client_ip(peer.ip(), request.headers(), &ingest.trusted_proxies);
-    if let Some(limiter) = &ingest.ip_limiter {
-        limiter.check(client_ip).map_err(|t| {
-            ingest.metrics.limited_ip.increment(1);
-            IngestError::TooManyRequests(t)
-        })?;
-    }
+    let client_ip = check_ip(ingest, peer, request.headers())?;
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
     // A key outside the body is checked before the body is read.
@@ -259,14 +325,14 @@ async fn respond(
         Route::Webhook {
             path_key: Some(key),
         } => Some(key.clone()),
-        Route::Webhook { path_key: None } => {
+        _ if key_in_query || route.is_webhook() => {
             auth::from_headers(&parts.headers)?.or_else(|| auth::from_query(query))
         }
         _ => auth::from_headers(&parts.headers)?,
     };
     let early_target = match &early_key {
-        Some(key) => Some(authorise(ingest, key, &route)?),
-        None if route.is_webhook() => return Err(no_key()),
+        Some(key) => Some(admit(ingest, key, route.source(), scope)?),
+        None if route.is_webhook() || key_in_query => return Err(no_key()),
         None => None,
     };
     let body = body::read(
@@ -295,7 +361,7 @@ async fn respond(
             let key = body_key
                 .or_else(|| auth::from_query(query))
                 .ok_or_else(no_key)?;
-            authorise(ingest, &key, &route)?
+            admit(ingest, &key, route.source(), scope)?
         }
     };
     let client_ip_text = client_ip.to_string();
@@ -306,7 +372,16 @@ async fn respond(
         target,
         max_event_bytes: ingest.max_event_bytes,
     };
-    let outcome = events::process(parsed?, &facts)?;
+    deliver(ingest, parsed?, &facts).await
+}
+
+/// Validates, enriches and stores parsed SDK events; the 200 answer.
+async fn deliver(
+    ingest: &Ingest,
+    parsed: events::Parsed<'_>,
+    facts: &events::RequestFacts<'_>,
+) -> Result<Answer, IngestError> {
+    let outcome = events::process(parsed, facts)?;
     for reject in &outcome.rejected {
         ingest.metrics.rejected(reject.code);
     }
@@ -315,14 +390,56 @@ async fn respond(
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
 }
 
-/// Looks the key up, checks it may use this route, and takes one request from its
-/// budget.
-fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<KeyTarget, IngestError> {
-    let source = if route.is_webhook() {
-        EventSource::Webhook
-    } else {
-        EventSource::Sdk
-    };
+/// The client's address, within its budget when `rate_limit.per_ip_per_second` is on.
+fn check_ip(
+    ingest: &Ingest,
+    peer: SocketAddr,
+    headers: &http::HeaderMap,
+) -> Result<IpAddr, IngestError> {
+    let client_ip = net::client_ip(peer.ip(), headers, &ingest.trusted_proxies);
+    if let Some(limiter) = &ingest.ip_limiter {
+        limiter.check(client_ip).map_err(|t| {
+            ingest.metrics.limited_ip.increment(1);
+            IngestError::TooManyRequests(t)
+        })?;
+    }
+    Ok(client_ip)
+}
+
+/// `authorise`, then the request's `Origin` against the key's connection's allowed
+/// origins (403 when it is not allowed; no `Origin` is not checked).
+fn admit(
+    ingest: &Ingest,
+    key: &str,
+    source: EventSource,
+    scope: &mut OriginScope,
+) -> Result<KeyTarget, IngestError> {
+    let target = authorise(ingest, key, source)?;
+    scope.connection = connection_origins(ingest, &target);
+    if !ingest
+        .cors
+        .admits(scope.connection.as_deref(), scope.origin.as_ref())
+    {
+        return Err(IngestError::Forbidden(
+            "this page's origin is not allowed to send events with this write key",
+        ));
+    }
+    Ok(target)
+}
+
+/// The allowed origins of a key's connection, read from the key index (no store
+/// access, no lock); `None` when the connection has no list of its own, so that
+/// `ingest.cors_origins` applies.
+///
+/// Wiring point: the control plane's index carries connections' `allowedOrigins`;
+/// until it is connected here, every connection defers to `ingest.cors_origins`.
+fn connection_origins(_ingest: &Ingest, _target: &KeyTarget) -> Option<Arc<AllowedOrigins>> {
+    None
+}
+
+/// Looks the key up, checks it may use routes of this kind, and takes one request
+/// from its budget.
+fn authorise(ingest: &Ingest, key: &str, source: EventSource) -> Result<KeyTarget, IngestError> {
     match ingest.index.admit(key, source) {
         Admission::Admitted(target) => Ok(target),
         Admission::Unknown => Err(IngestError::Unauthorized("unknown or revoked write key")),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod api_keys;
+mod browser_routes;
 mod clients;
 mod fuzz;
 mod hardening;
