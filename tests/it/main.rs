@@ -5,6 +5,7 @@
 mod admin;
 mod api_keys;
 mod browser_routes;
+mod browsers;
 mod clients;
 mod fuzz;
 mod hardening;
