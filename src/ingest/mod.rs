@@ -364,24 +364,38 @@ async fn respond(
             admit(ingest, &key, route.source(), scope)?
         }
     };
-    let client_ip_text = client_ip.to_string();
-    let facts = events::RequestFacts {
-        received_at,
-        received_at_text: &received_at_text,
-        client_ip: &client_ip_text,
-        target,
-        max_event_bytes: ingest.max_event_bytes,
+    let arrival = Arrival {
+        at: received_at,
+        at_text: &received_at_text,
+        client_ip,
     };
-    deliver(ingest, parsed?, &facts).await
+    deliver(ingest, parsed?, target, &arrival).await
+}
+
+/// When and from where a request came, as enrichment needs it.
+struct Arrival<'a> {
+    at: time::OffsetDateTime,
+    /// `at`, formatted once for every event and envelope.
+    at_text: &'a str,
+    client_ip: IpAddr,
 }
 
 /// Validates, enriches and stores parsed SDK events; the 200 answer.
 async fn deliver(
     ingest: &Ingest,
     parsed: events::Parsed<'_>,
-    facts: &events::RequestFacts<'_>,
+    target: KeyTarget,
+    arrival: &Arrival<'_>,
 ) -> Result<Answer, IngestError> {
-    let outcome = events::process(parsed, facts)?;
+    let client_ip = arrival.client_ip.to_string();
+    let facts = events::RequestFacts {
+        received_at: arrival.at,
+        received_at_text: arrival.at_text,
+        client_ip: &client_ip,
+        target,
+        max_event_bytes: ingest.max_event_bytes,
+    };
+    let outcome = events::process(parsed, &facts)?;
     for reject in &outcome.rejected {
         ingest.metrics.rejected(reject.code);
     }

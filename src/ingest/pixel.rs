@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::answer::{Answer, IngestError};
 use super::routes::{EventType, Route};
-use super::{admit, auth, check_ip, deliver, events, Ingest, OriginScope};
+use super::{admit, auth, check_ip, deliver, events, Arrival, Ingest, OriginScope};
 use crate::clock;
 use crate::model::EventSource;
 
@@ -75,16 +75,13 @@ async fn accept(
     let target = admit(ingest, &key, EventSource::Sdk, scope)?;
     let received_at_text = clock::format_millis(received_at);
     let body = event_body(query, kind, &received_at_text)?;
-    let parsed = events::parse(&body, &Route::Single(kind));
-    let client_ip_text = client_ip.to_string();
-    let facts = events::RequestFacts {
-        received_at,
-        received_at_text: &received_at_text,
-        client_ip: &client_ip_text,
-        target,
-        max_event_bytes: ingest.max_event_bytes,
+    let parsed = events::parse(&body, &Route::Single(kind))?;
+    let arrival = Arrival {
+        at: received_at,
+        at_text: &received_at_text,
+        client_ip,
     };
-    deliver(ingest, parsed?, &facts).await
+    deliver(ingest, parsed, target, &arrival).await
 }
 
 /// The event JSON a pixel's query string stands for.

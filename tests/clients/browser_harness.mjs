@@ -89,8 +89,10 @@ async function recordNetwork (page) {
     })
     // Bodies the event leaves out (a beacon's Blob) are asked for separately.
     if (e.request.hasPostData && request.postData === null) {
+      request.bodyPending = true
       cdp.send('Network.getRequestPostData', { requestId: e.requestId })
         .then((r) => { request.postData = r.postData }, () => {})
+        .finally(() => { request.bodyPending = false })
     }
   })
   cdp.on('Network.requestWillBeSentExtraInfo', (e) => { entry(e.requestId).headers = e.headers })
@@ -148,10 +150,65 @@ export function summarise (requests) {
   }))
 }
 
+// Answered or failed, and its body (when asked for separately) read.
+const settled = (request) => request.done && !request.bodyPending
+
 // Waits until every request to `prefix` has finished (answered or failed).
 export function allSettled (network, prefix) {
   return until(`every request to ${prefix} to finish`, () =>
-    network.requests().filter((r) => r.url.startsWith(prefix)).every((r) => r.done))
+    network.requests().filter((r) => r.url.startsWith(prefix)).every(settled))
+}
+
+// Waits for `count` answered POSTs to `url` (a prefix).
+export const answered = (network, url, count = 1) => until(`${count} answered POST(s) to ${url}`, () =>
+  network.requests().filter((r) => r.method === 'POST' && r.url.startsWith(url) && r.status).length >= count)
+
+// Waits for a POST with a body to `url`, sent as the page unloads (the browser
+// reports it leaving, then aborted for the page, with no answer any more), and for its
+// preflight's answer.
+export const sent = (network, url) => until(`a POST to ${url} with events, and its preflight answered`, () => {
+  const requests = network.requests().filter((r) => r.url.startsWith(url))
+  return requests.some((r) => r.method === 'POST' && r.postData) && requests.every(settled)
+})
+
+// Scenario hooks. `afterAnswered`: done once a POST to each URL is answered.
+export const afterAnswered = (urls) => ({
+  after: async ({ network }) => { for (const url of urls) await answered(network, url) }
+})
+
+// Offline while the events are made, back online after: they go out on a retry.
+export const offlineFirst = (urls) => ({
+  before: ({ network }) => network.setOffline(true),
+  after: async (shop) => {
+    await shop.network.setOffline(false)
+    await afterAnswered(urls).after(shop)
+  }
+})
+
+// The page is left once the events are made: they go out as it unloads, to `url`.
+export const unloaded = (url) => ({
+  framed: true,
+  after: async ({ network, leave }) => {
+    await leave()
+    await sent(network, url)
+  }
+})
+
+// One SDK scenario: open the shop page at `url` (framed when it is to be unloaded),
+// `load` the SDK in it (with `loadArgs`), run `before`, send every event type
+// (`sendAll`, given `tag`), run `after`; then, unless framed, let every request to
+// `intake` finish. Returns what the SDK reported and the network log.
+export async function sdkScenario (browser, { url, intake, load, loadArgs, sendAll, tag, framed = false, before, after }) {
+  const shop = await openPage(browser, url, { framed })
+  await shop.frame.evaluate(load, loadArgs)
+  if (before) await before(shop)
+  const sdk = await shop.frame.evaluate(sendAll, tag)
+  await after(shop)
+  if (!framed) {
+    await allSettled(shop.network, intake)
+    await shop.context.close()
+  }
+  return { origin: new URL(url).origin, sdk, requests: summarise(shop.network.requests()), consoleErrors: shop.consoleErrors }
 }
 
 // Runs each scenario in turn and prints the report as one JSON line; then keeps the

@@ -8,7 +8,7 @@
 // (`Rsa-Retry-*` headers) after the browser was offline.
 // Usage: node rudderstack_browser.mjs INTAKE_URL WRITE_KEY
 // Prints {scenario: {origin, sdk: [{messageId, type}], requests: [...]}, ...}.
-import { allSettled, openPage, runScenarios, startSite, summarise, until, withBrowser } from './browser_harness.mjs'
+import { afterAnswered, offlineFirst, runScenarios, sdkScenario, startSite, unloaded, withBrowser } from './browser_harness.mjs'
 
 const [intake, writeKey] = process.argv.slice(2)
 const site = await startSite({
@@ -39,55 +39,25 @@ const sendAll = (tag) => new Promise((resolve) => {
   analytics.alias('user-2', 'user-1', {}, queued)
 })
 
-const answered = (network, path, count) => until(`${count} answered POST(s) to ${path}`, () =>
-  network.requests().filter((r) => r.method === 'POST' && r.url.startsWith(`${intake}${path}`) && r.status).length >= count)
-
-// A request sent as the page unloads: seen leaving, its answer not reported any more.
-const sent = (network, path) => until(`a POST to ${path} with events`, () =>
-  network.requests().some((r) => r.method === 'POST' && r.url.startsWith(`${intake}${path}`) && r.postData))
-
 const EVERY_PATH = ['/v1/page', '/v1/track', '/v1/identify', '/v1/group', '/v1/alias']
 const beacon = (maxItems) => ({ useBeacon: true, beaconQueueOptions: { maxItems, flushQueueInterval: 600000 } })
 
-async function scenario (browser, options, { framed = false, before, after }) {
-  const shop = await openPage(browser, `${site.origin}/shop`, { framed })
-  await shop.frame.evaluate(load, { intake, writeKey, options })
-  if (before) await before(shop)
-  const sdk = await shop.frame.evaluate(sendAll, `rudderstack-${process.pid}`)
-  await after(shop)
-  if (!framed) {
-    await allSettled(shop.network, intake)
-    await shop.context.close()
-  }
-  return { origin: site.origin, sdk, requests: summarise(shop.network.requests()), consoleErrors: shop.consoleErrors }
-}
+const scenario = (browser, options, hooks) => sdkScenario(browser, {
+  url: `${site.origin}/shop`, intake, load, loadArgs: { intake, writeKey, options }, sendAll, tag: `rudderstack-${process.pid}`, ...hooks
+})
+
+const paths = (list) => list.map((path) => `${intake}${path}`)
+const batch = { queueOptions: { batch: { enabled: true, maxItems: 5, flushInterval: 60000 } } }
+const pageLifecycle = { autoTrack: { pageLifecycle: { enabled: true } } }
 
 await withBrowser((browser) => runScenarios({
-  xhr: () => scenario(browser, {}, {
-    after: async ({ network }) => { for (const path of EVERY_PATH) await answered(network, path, 1) }
-  }),
-  batching: () => scenario(browser, { queueOptions: { batch: { enabled: true, maxItems: 5, flushInterval: 60000 } } }, {
-    after: ({ network }) => answered(network, '/v1/batch', 1)
-  }),
-  beacon: () => scenario(browser, beacon(5), {
-    after: ({ network }) => answered(network, '/beacon/v1/batch', 1)
-  }),
+  xhr: () => scenario(browser, {}, afterAnswered(paths(EVERY_PATH))),
+  batching: () => scenario(browser, batch, afterAnswered(paths(['/v1/batch']))),
+  beacon: () => scenario(browser, beacon(5), afterAnswered(paths(['/beacon/v1/batch']))),
   // Ten minutes' batching: only the flush on page leave sends them, with the
   // auto-tracked "Page Unloaded" event.
-  unload: () => scenario(browser, { ...beacon(100), autoTrack: { pageLifecycle: { enabled: true } } }, {
-    framed: true,
-    after: async ({ network, leave }) => {
-      await leave()
-      await sent(network, '/beacon/v1/batch')
-    }
-  }),
+  unload: () => scenario(browser, { ...beacon(100), ...pageLifecycle }, unloaded(`${intake}/beacon/v1/batch`)),
   // Offline first: the events go out on a retry, with the Rsa-Retry-* headers.
-  retry: () => scenario(browser, {}, {
-    before: ({ network }) => network.setOffline(true),
-    after: async ({ network }) => {
-      await network.setOffline(false)
-      for (const path of EVERY_PATH) await answered(network, path, 1)
-    }
-  })
+  retry: () => scenario(browser, {}, offlineFirst(paths(EVERY_PATH)))
 }))
 site.close()

@@ -5,7 +5,7 @@
 // pagehide, and a retry (`X-Retry-Count`) after the browser was offline.
 // Usage: node segment_browser.mjs INTAKE_URL WRITE_KEY
 // Prints {scenario: {origin, sdk: [{messageId, type}], requests: [...]}, ...}.
-import { allSettled, openPage, runScenarios, startSite, summarise, until, withBrowser } from './browser_harness.mjs'
+import { afterAnswered, offlineFirst, runScenarios, sdkScenario, startSite, unloaded, withBrowser } from './browser_harness.mjs'
 
 const [intake, writeKey] = process.argv.slice(2)
 const site = await startSite({
@@ -31,50 +31,20 @@ const sendAll = (tag) => Promise.all([
   window.analytics.alias('user-1', 'anon-0')
 ]).then((contexts) => contexts.map((c) => ({ messageId: c.event.messageId, type: c.event.type })))
 
-const answered = (network, path, count) => until(`${count} answered POST(s) to ${path}`, () =>
-  network.requests().filter((r) => r.method === 'POST' && r.url.startsWith(`${intake}${path}`) && r.status).length >= count)
-
-// A request sent as the page unloads: seen leaving, its answer not reported any more.
-const sent = (network, path) => until(`a POST to ${path} with events`, () =>
-  network.requests().some((r) => r.method === 'POST' && r.url.startsWith(`${intake}${path}`) && r.postData))
-
 const EVERY_PATH = ['/v1/t', '/v1/i', '/v1/p', '/v1/s', '/v1/g', '/v1/a']
 
-async function scenario (browser, options, { framed = false, before, after }) {
-  const shop = await openPage(browser, `${site.origin}/shop`, { framed })
-  await shop.frame.evaluate(load, { intake, writeKey, options })
-  if (before) await before(shop)
-  const sdk = await shop.frame.evaluate(sendAll, `segment-${process.pid}`)
-  await after(shop)
-  if (!framed) {
-    await allSettled(shop.network, intake)
-    await shop.context.close()
-  }
-  return { origin: site.origin, sdk, requests: summarise(shop.network.requests()), consoleErrors: shop.consoleErrors }
-}
+const scenario = (browser, options, hooks) => sdkScenario(browser, {
+  url: `${site.origin}/shop`, intake, load, loadArgs: { intake, writeKey, options }, sendAll, tag: `segment-${process.pid}`, ...hooks
+})
+
+const paths = (list) => list.map((path) => `${intake}${path}`)
 
 await withBrowser((browser) => runScenarios({
-  fetch: () => scenario(browser, {}, {
-    after: async ({ network }) => { for (const path of EVERY_PATH) await answered(network, path, 1) }
-  }),
-  batching: () => scenario(browser, batching(6, 60000), {
-    after: ({ network }) => answered(network, '/v1/b', 1)
-  }),
+  fetch: () => scenario(browser, {}, afterAnswered(paths(EVERY_PATH))),
+  batching: () => scenario(browser, batching(6, 60000), afterAnswered(paths(['/v1/b']))),
   // Ten minutes' batching: only the pagehide flush (a keepalive fetch) sends them.
-  pagehide: () => scenario(browser, batching(100, 600000), {
-    framed: true,
-    after: async ({ network, leave }) => {
-      await leave()
-      await sent(network, '/v1/b')
-    }
-  }),
+  pagehide: () => scenario(browser, batching(100, 600000), unloaded(`${intake}/v1/b`)),
   // Offline first: the events go out on a retry, with X-Retry-Count (preflighted).
-  retry: () => scenario(browser, {}, {
-    before: ({ network }) => network.setOffline(true),
-    after: async ({ network }) => {
-      await network.setOffline(false)
-      for (const path of EVERY_PATH) await answered(network, path, 1)
-    }
-  })
+  retry: () => scenario(browser, {}, offlineFirst(paths(EVERY_PATH)))
 }))
 site.close()
