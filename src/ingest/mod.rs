@@ -1,13 +1,15 @@
 //! The ingest listener: a hyper 1 service for SDKs and webhook senders. Per request:
 //! route → write key → index lookup (lock-free) → budget → origin → body (bounded,
-//! decompressed) → validate and enrich → sink (durable) → 200. Browser SDKs also get
-//! CORS preflights (`cors`), RudderStack's pixel (`pixel`) and both vendors' settings
-//! documents (`settings`). Nothing here touches the store.
+//! decompressed) → validate and enrich → sink (durable) → 200. `dispatch` picks the
+//! endpoint; browser SDKs also get CORS preflights (`cors`, `origins`), RudderStack's
+//! pixel (`pixel`) and both vendors' settings documents (`settings`). Nothing here
+//! touches the store.
 
 pub mod answer;
 pub mod auth;
 pub mod body;
 pub mod cors;
+pub mod dispatch;
 pub mod events;
 pub mod origins;
 pub mod pixel;
@@ -31,15 +33,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock;
 use crate::index::{Admission, KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
 use crate::model::EventSource;
 use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
-use crate::{clock, net};
 use answer::{Answer, IngestError};
 use cors::Cors;
-use origins::AllowedOrigins;
+use dispatch::{admit, check_ip, OriginScope};
 use routes::{Endpoint, Route};
 
 /// Everything a request needs, shared by all connections.
@@ -212,7 +214,7 @@ pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAdd
         origin: request.headers().get(http::header::ORIGIN).cloned(),
         connection: None,
     };
-    let mut answer = dispatch(ingest, endpoint, request, peer, &mut scope).await;
+    let mut answer = dispatch::dispatch(ingest, endpoint, request, peer, &mut scope).await;
     ingest.cors.decorate(
         &mut answer,
         scope.origin.as_ref(),
@@ -247,60 +249,6 @@ fn route_label(endpoint: Option<&Endpoint>, method: &Method) -> usize {
         Some(Endpoint::Pixel(_)) => 6,
         Some(Endpoint::SegmentSettings(_) | Endpoint::SourceConfig) => 7,
     }
-}
-
-/// What a request's CORS answer depends on: its `Origin`, and its key's connection's
-/// allowed origins once the key is known.
-pub struct OriginScope {
-    /// The request's `Origin` header.
-    pub origin: Option<http::HeaderValue>,
-    /// The allowed origins of the key's connection, when it has a list.
-    pub connection: Option<Arc<AllowedOrigins>>,
-}
-
-async fn dispatch(
-    ingest: &Ingest,
-    endpoint: Option<Endpoint>,
-    request: Request<Incoming>,
-    peer: SocketAddr,
-    scope: &mut OriginScope,
-) -> Answer {
-    let Some(endpoint) = endpoint else {
-        return IngestError::NotFound("no such route").into_answer();
-    };
-    if request.method() == Method::OPTIONS {
-        return preflight(ingest, &endpoint, &request, scope);
-    }
-    let result = match endpoint {
-        Endpoint::Pixel(kind) => return pixel::respond(ingest, kind, request, peer, scope).await,
-        Endpoint::SegmentSettings(_) | Endpoint::SourceConfig => {
-            settings::respond(ingest, &endpoint, request, peer, scope)
-        }
-        Endpoint::Events(route) => respond(ingest, route, false, request, peer, scope).await,
-        Endpoint::Beacon => respond(ingest, Route::Batch, true, request, peer, scope).await,
-    };
-    result.unwrap_or_else(IngestError::into_answer)
-}
-
-/// A preflight carries no credentials: the connection's list comes from a key in the
-/// path or the `writeKey` query parameter when there is one (looked up without
-/// touching its budget), else `ingest.cors_origins` applies.
-fn preflight(
-    ingest: &Ingest,
-    endpoint: &Endpoint,
-    request: &Request<Incoming>,
-    scope: &mut OriginScope,
-) -> Answer {
-    let key = match endpoint.path_key() {
-        Some(key) => Some(key.to_string()),
-        None => auth::from_query(request.uri().query()),
-    };
-    if let Some(target) = key.and_then(|key| ingest.index.lookup(&key)) {
-        scope.connection = connection_origins(ingest, &target);
-    }
-    ingest
-        .cors
-        .preflight(request.headers(), scope.connection.as_deref())
 }
 
 /// The event routes: SDK bodies and webhooks. `key_in_query` (RudderStack's beacon)
@@ -402,53 +350,6 @@ async fn deliver(
     write_to_sink(ingest, outcome.batch).await?;
     ingest.metrics.accepted.increment(outcome.accepted as u64);
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
-}
-
-/// The client's address, within its budget when `rate_limit.per_ip_per_second` is on.
-fn check_ip(
-    ingest: &Ingest,
-    peer: SocketAddr,
-    headers: &http::HeaderMap,
-) -> Result<IpAddr, IngestError> {
-    let client_ip = net::client_ip(peer.ip(), headers, &ingest.trusted_proxies);
-    if let Some(limiter) = &ingest.ip_limiter {
-        limiter.check(client_ip).map_err(|t| {
-            ingest.metrics.limited_ip.increment(1);
-            IngestError::TooManyRequests(t)
-        })?;
-    }
-    Ok(client_ip)
-}
-
-/// `authorise`, then the request's `Origin` against the key's connection's allowed
-/// origins (403 when it is not allowed; no `Origin` is not checked).
-fn admit(
-    ingest: &Ingest,
-    key: &str,
-    source: EventSource,
-    scope: &mut OriginScope,
-) -> Result<KeyTarget, IngestError> {
-    let target = authorise(ingest, key, source)?;
-    scope.connection = connection_origins(ingest, &target);
-    if !ingest
-        .cors
-        .admits(scope.connection.as_deref(), scope.origin.as_ref())
-    {
-        return Err(IngestError::Forbidden(
-            "this page's origin is not allowed to send events with this write key",
-        ));
-    }
-    Ok(target)
-}
-
-/// The allowed origins of a key's connection, read from the key index (no store
-/// access, no lock); `None` when the connection has no list of its own, so that
-/// `ingest.cors_origins` applies.
-///
-/// Wiring point: the control plane's index carries connections' `allowedOrigins`;
-/// until it is connected here, every connection defers to `ingest.cors_origins`.
-fn connection_origins(_ingest: &Ingest, _target: &KeyTarget) -> Option<Arc<AllowedOrigins>> {
-    None
 }
 
 /// Looks the key up, checks it may use routes of this kind, and takes one request

@@ -22,8 +22,9 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::answer::{Answer, IngestError};
+use super::dispatch::{admit, check_ip, OriginScope};
 use super::routes::{EventType, Route};
-use super::{admit, auth, check_ip, deliver, events, Arrival, Ingest, OriginScope};
+use super::{auth, deliver, events, Arrival, Ingest};
 use crate::clock;
 use crate::model::EventSource;
 

@@ -19,8 +19,9 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::answer::{json_answer, Answer, IngestError};
+use super::dispatch::{admit, check_ip, OriginScope};
 use super::routes::Endpoint;
-use super::{admit, auth, check_ip, Ingest, OriginScope};
+use super::{auth, Ingest};
 use crate::index::{canonical_ip, KeyTarget};
 use crate::model::EventSource;
 
