@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Admin};
 use crate::config::{parse_cidrs, Config, SinkBackend, StoreBackend};
 use crate::index::KeyIndex;
-use crate::ingest::{self, answer::Cors, ConnectionLimits, Ingest};
+use crate::ingest::origins::AllowedOrigins;
+use crate::ingest::{self, cors::Cors, settings::PublicUrl, ConnectionLimits, Ingest};
 use crate::limits::{self, AuthFailures, IpLimiter};
 use crate::sink::{log::LogSink, redis::RedisSink, Sink};
 use crate::store::{bootstrap, embedded::EmbeddedStore, redis::RedisStore, sync, Store};
@@ -106,7 +107,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_age: Duration::from_secs(config.ingest.max_connection_age_secs),
         },
         body_timeout: Duration::from_secs(config.ingest.body_read_timeout_secs),
-        cors: Cors::new(&config.ingest.cors_origins),
+        cors: Cors::new(
+            AllowedOrigins::parse(&config.ingest.cors_origins, true)
+                .map_err(|e| anyhow::anyhow!("ingest.cors_origins: {e}"))?,
+        ),
+        public_url: match &config.ingest.public_url {
+            Some(url) => Some(PublicUrl::parse(url).ok_or_else(|| {
+                anyhow::anyhow!("ingest.public_url: `{url}` is not an http:// or https:// URL")
+            })?),
+            None => None,
+        },
         trusted_proxies: parse_cidrs(&config.ingest.trusted_proxies)
             .map_err(|bad| anyhow::anyhow!("ingest.trusted_proxies: `{bad}` is not a CIDR"))?,
         ip_limiter,

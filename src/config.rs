@@ -341,6 +341,10 @@ impl Config {
         }
         if self.ingest.cors_origins.iter().any(|o| o.trim().is_empty()) {
             problems.push("ingest.cors_origins: an origin must not be empty".into());
+        } else if let Err(e) =
+            crate::ingest::origins::AllowedOrigins::parse(&self.ingest.cors_origins, true)
+        {
+            problems.push(format!("ingest.cors_origins: {e}"));
         }
         if let Some(key) = &self.admin.bootstrap_api_key {
             if !crate::secrets::is_api_key_shape(key) {
@@ -586,6 +590,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.sink.backend, SinkBackend::Nats);
+    }
+
+    #[test]
+    fn cors_origins_are_parsed_as_origins() {
+        let e = load_with(
+            "[ingest]\ncors_origins = [\"https://shop.example/path\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ingest.cors_origins"), "{e}");
+        let ok = load_with(
+            "[ingest]\ncors_origins = [\"https://shop.example\", \"https://*.shop.example\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.ingest.cors_origins.len(), 2);
     }
 
     #[test]

@@ -50,13 +50,15 @@ const SECONDS_BUCKETS: &[f64] = &[
 ];
 
 /// Route labels of the ingest listener.
-pub const ROUTES: [&str; 6] = [
+pub const ROUTES: [&str; 8] = [
     "batch",
     "single",
     "events",
     "webhook",
     "preflight",
     "unknown",
+    "pixel",
+    "settings",
 ];
 /// Statuses the ingest listener answers with.
 pub const STATUSES: [u16; 13] = [

@@ -1,5 +1,5 @@
 //! What the ingest listener answers: the error enum with its one mapping to status and
-//! `{"error":{"code","message"}}`, success bodies, and CORS headers.
+//! `{"error":{"code","message"}}`, and success bodies. (CORS headers: `cors.rs`.)
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -24,12 +24,12 @@ pub enum IngestError {
     /// A key of the wrong connection kind for the route.
     #[error("{0}")]
     Forbidden(&'static str),
-    /// Unknown path.
-    #[error("no such route")]
-    NotFound,
-    /// Known path, wrong method.
-    #[error("this route accepts POST and OPTIONS")]
-    MethodNotAllowed,
+    /// Unknown path, or (settings documents) no SDK source with that key.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Known path, wrong method; the methods it accepts (the `Allow` header).
+    #[error("this route accepts {0}")]
+    MethodNotAllowed(&'static str),
     /// The client took too long to send its body.
     #[error("the request body was not received in time")]
     RequestTimeout,
@@ -57,8 +57,8 @@ impl IngestError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             Self::UnsupportedMediaType(_) => {
@@ -75,8 +75,8 @@ impl IngestError {
         let mut answer = error_answer(status, code, &self.to_string());
         let headers = answer.headers_mut();
         match &self {
-            Self::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            Self::MethodNotAllowed(methods) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(methods));
             }
             Self::TooManyRequests(t) => {
                 let secs = HeaderValue::from(t.retry_after_secs);
@@ -158,59 +158,4 @@ pub fn accepted_answer(accepted: usize, rejected: &[Reject]) -> Answer {
     })
     .unwrap_or_default();
     json_answer(StatusCode::OK, Bytes::from(body))
-}
-
-/// CORS policy from `ingest.cors_origins`.
-pub struct Cors {
-    any: bool,
-    origins: Vec<HeaderValue>,
-}
-
-impl Cors {
-    /// `["*"]` allows every origin; otherwise exact origins.
-    pub fn new(origins: &[String]) -> Self {
-        Self {
-            any: origins.iter().any(|o| o == "*"),
-            origins: origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
-                .collect(),
-        }
-    }
-
-    /// Adds `Access-Control-Allow-Origin` (and `Vary`) to an answer.
-    pub fn decorate(&self, answer: &mut Answer, origin: Option<&HeaderValue>) {
-        let headers = answer.headers_mut();
-        if self.any {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-            return;
-        }
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(origin) = origin.filter(|o| self.origins.contains(o)) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        }
-    }
-
-    /// The 204 answer to a preflight.
-    pub fn preflight(&self) -> Answer {
-        let mut answer = Response::new(Full::new(Bytes::new()));
-        *answer.status_mut() = StatusCode::NO_CONTENT;
-        let headers = answer.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, Content-Encoding, X-Write-Key"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-        answer
-    }
 }

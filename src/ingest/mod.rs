@@ -1,18 +1,26 @@
 //! The ingest listener: a hyper 1 service for SDKs and webhook senders. Per request:
-//! route → write key → index lookup (lock-free) → budget → body (bounded, decompressed)
-//! → validate and enrich → sink (durable) → 200. Nothing here touches the store.
+//! route → write key → index lookup (lock-free) → budget → origin → body (bounded,
+//! decompressed) → validate and enrich → sink (durable) → 200. `dispatch` picks the
+//! endpoint; browser SDKs also get CORS preflights (`cors`, `origins`), RudderStack's
+//! pixel (`pixel`) and both vendors' settings documents (`settings`). Nothing here
+//! touches the store.
 
 pub mod answer;
 pub mod auth;
 pub mod body;
+pub mod cors;
+pub mod dispatch;
 pub mod events;
 mod listener;
+pub mod origins;
+pub mod pixel;
 pub mod routes;
+pub mod settings;
 pub mod webhook;
 
 pub use listener::{serve, ConnectionLimits};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,14 +28,16 @@ use http::{Method, Request};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
+use crate::clock;
 use crate::index::{Admission, KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
 use crate::model::EventSource;
 use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
-use crate::{clock, net};
-use answer::{Answer, Cors, IngestError};
-use routes::Route;
+use answer::{Answer, IngestError};
+use cors::Cors;
+use dispatch::{admit, check_ip, OriginScope};
+use routes::{Endpoint, Route};
 
 /// Everything a request needs, shared by all connections.
 pub struct Ingest {
@@ -43,8 +53,11 @@ pub struct Ingest {
     pub limits: ConnectionLimits,
     /// Time allowed to send the body.
     pub body_timeout: Duration,
-    /// CORS policy.
+    /// CORS policy (`ingest.cors_origins`).
     pub cors: Cors,
+    /// Where browsers reach intake (`ingest.public_url`), for the settings documents;
+    /// `None`: the request's `Host`.
+    pub public_url: Option<settings::PublicUrl>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Optional per-address budget.
@@ -59,15 +72,19 @@ pub struct Ingest {
 /// log see every answer.
 pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAddr) -> Answer {
     let started = Instant::now();
-    let origin = request.headers().get(http::header::ORIGIN).cloned();
-    let route = Route::parse(request.uri().path());
-    let route_label = route_label(route.as_ref(), request.method());
+    let endpoint = Endpoint::parse(request.uri().path());
+    let route_label = route_label(endpoint.as_ref(), request.method());
     let method = request.method().clone();
-    let mut answer = match respond(ingest, route, request, peer).await {
-        Ok(answer) => answer,
-        Err(error) => error.into_answer(),
+    let mut scope = OriginScope {
+        origin: request.headers().get(http::header::ORIGIN).cloned(),
+        connection: None,
     };
-    ingest.cors.decorate(&mut answer, origin.as_ref());
+    let mut answer = dispatch::dispatch(ingest, endpoint, request, peer, &mut scope).await;
+    ingest.cors.decorate(
+        &mut answer,
+        scope.origin.as_ref(),
+        scope.connection.as_deref(),
+    );
     let status = answer.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     ingest.metrics.request(route_label, status, seconds);
@@ -86,37 +103,34 @@ pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAdd
 }
 
 /// Index into `telemetry::ROUTES`.
-fn route_label(route: Option<&Route>, method: &Method) -> usize {
-    match route {
+fn route_label(endpoint: Option<&Endpoint>, method: &Method) -> usize {
+    match endpoint {
         _ if method == Method::OPTIONS => 4,
-        Some(Route::Batch) => 0,
-        Some(Route::Single(_)) => 1,
-        Some(Route::Events) => 2,
-        Some(Route::Webhook { .. }) => 3,
+        Some(Endpoint::Events(Route::Batch) | Endpoint::Beacon) => 0,
+        Some(Endpoint::Events(Route::Single(_))) => 1,
+        Some(Endpoint::Events(Route::Events)) => 2,
+        Some(Endpoint::Events(Route::Webhook { .. })) => 3,
         None => 5,
+        Some(Endpoint::Pixel(_)) => 6,
+        Some(Endpoint::SegmentSettings(_) | Endpoint::SourceConfig) => 7,
     }
 }
 
+/// The event routes: SDK bodies and webhooks. `key_in_query` (RudderStack's beacon)
+/// reads the `writeKey` query parameter before the body, as for webhooks.
 async fn respond(
     ingest: &Ingest,
-    route: Option<Route>,
+    route: Route,
+    key_in_query: bool,
     request: Request<Incoming>,
     peer: SocketAddr,
+    scope: &mut OriginScope,
 ) -> Result<Answer, IngestError> {
-    let route = route.ok_or(IngestError::NotFound)?;
-    match *request.method() {
-        Method::POST => {}
-        Method::OPTIONS => return Ok(ingest.cors.preflight()),
-        _ => return Err(IngestError::MethodNotAllowed),
+    if request.method() != Method::POST {
+        return Err(IngestError::MethodNotAllowed("POST, OPTIONS"));
     }
     let received_at = clock::now();
-    let client_ip = net::client_ip(peer.ip(), request.headers(), &ingest.trusted_proxies);
-    if let Some(limiter) = &ingest.ip_limiter {
-        limiter.check(client_ip).map_err(|t| {
-            ingest.metrics.limited_ip.increment(1);
-            IngestError::TooManyRequests(t)
-        })?;
-    }
+    let client_ip = check_ip(ingest, peer, request.headers())?;
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
     // A key outside the body is checked before the body is read.
@@ -124,14 +138,14 @@ async fn respond(
         Route::Webhook {
             path_key: Some(key),
         } => Some(key.clone()),
-        Route::Webhook { path_key: None } => {
+        _ if key_in_query || route.is_webhook() => {
             auth::from_headers(&parts.headers)?.or_else(|| auth::from_query(query))
         }
         _ => auth::from_headers(&parts.headers)?,
     };
     let early_target = match &early_key {
-        Some(key) => Some(authorise(ingest, key, &route)?),
-        None if route.is_webhook() => return Err(no_key()),
+        Some(key) => Some(admit(ingest, key, route.source(), scope)?),
+        None if route.is_webhook() || key_in_query => return Err(no_key()),
         None => None,
     };
     let body = body::read(
@@ -160,18 +174,41 @@ async fn respond(
             let key = body_key
                 .or_else(|| auth::from_query(query))
                 .ok_or_else(no_key)?;
-            authorise(ingest, &key, &route)?
+            admit(ingest, &key, route.source(), scope)?
         }
     };
-    let client_ip_text = client_ip.to_string();
+    let arrival = Arrival {
+        at: received_at,
+        at_text: &received_at_text,
+        client_ip,
+    };
+    deliver(ingest, parsed?, target, &arrival).await
+}
+
+/// When and from where a request came, as enrichment needs it.
+struct Arrival<'a> {
+    at: time::OffsetDateTime,
+    /// `at`, formatted once for every event and envelope.
+    at_text: &'a str,
+    client_ip: IpAddr,
+}
+
+/// Validates, enriches and stores parsed SDK events; the 200 answer.
+async fn deliver(
+    ingest: &Ingest,
+    parsed: events::Parsed<'_>,
+    target: KeyTarget,
+    arrival: &Arrival<'_>,
+) -> Result<Answer, IngestError> {
+    let client_ip = arrival.client_ip.to_string();
     let facts = events::RequestFacts {
-        received_at,
-        received_at_text: &received_at_text,
-        client_ip: &client_ip_text,
+        received_at: arrival.at,
+        received_at_text: arrival.at_text,
+        client_ip: &client_ip,
         target,
         max_event_bytes: ingest.max_event_bytes,
     };
-    let outcome = events::process(parsed?, &facts)?;
+    let outcome = events::process(parsed, &facts)?;
     for reject in &outcome.rejected {
         ingest.metrics.rejected(reject.code);
     }
@@ -180,14 +217,9 @@ async fn respond(
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
 }
 
-/// Looks the key up, checks it may use this route, and takes one request from its
-/// budget.
-fn authorise(ingest: &Ingest, key: &str, route: &Route) -> Result<KeyTarget, IngestError> {
-    let source = if route.is_webhook() {
-        EventSource::Webhook
-    } else {
-        EventSource::Sdk
-    };
+/// Looks the key up, checks it may use routes of this kind, and takes one request
+/// from its budget.
+fn authorise(ingest: &Ingest, key: &str, source: EventSource) -> Result<KeyTarget, IngestError> {
     match ingest.index.admit(key, source) {
         Admission::Admitted(target) => Ok(target),
         Admission::Unknown => Err(IngestError::Unauthorized("unknown or revoked write key")),

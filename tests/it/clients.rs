@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::{eventually, send, TestApp};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -24,7 +24,7 @@ fn python() -> PathBuf {
     python
 }
 
-fn node_script(name: &str) -> Command {
+pub(crate) fn node_script(name: &str) -> Command {
     let dir = repo().join("tests/clients");
     assert!(
         dir.join("node_modules").exists(),
@@ -64,7 +64,7 @@ fn ids(report: &Value) -> Vec<String> {
 }
 
 /// Waits until every id is in the log sink; returns the stored events by id.
-async fn stored(app: &TestApp, wanted: &[String]) -> Vec<Value> {
+pub(crate) async fn stored(app: &TestApp, wanted: &[String]) -> Vec<Value> {
     let dir = app.dir.path().to_path_buf();
     let wanted = wanted.to_vec();
     let check = wanted.clone();

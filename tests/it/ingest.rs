@@ -535,7 +535,7 @@ async fn cors_preflight_and_answers() {
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
     assert_eq!(
         reply.header("access-control-allow-methods"),
-        Some("POST, OPTIONS")
+        Some("GET, POST, OPTIONS")
     );
     let allowed = reply
         .header("access-control-allow-headers")

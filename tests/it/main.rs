@@ -4,6 +4,8 @@
 
 mod admin;
 mod api_keys;
+mod browser_routes;
+mod browsers;
 mod clients;
 mod connections;
 mod fuzz;

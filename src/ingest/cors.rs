@@ -1,0 +1,242 @@
+//! CORS for browser SDKs: which origins a request may come from, the
+//! `Access-Control-Allow-Origin` on every answer, and the preflight answer.
+//!
+//! The list that applies is the key's connection's `allowedOrigins` when it names any
+//! origin, else `ingest.cors_origins`. A request whose `Origin` is not allowed is
+//! refused (403) once its key is known; a request without `Origin` (a server SDK) is
+//! not checked. A preflight carries no credentials, so its list comes from a key in
+//! its path (webhook, settings) or its `writeKey` query parameter when there is one,
+//! else from `ingest.cors_origins`; an origin the list does not allow gets a 204 with
+//! no allow headers, so the browser never sends the request.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+use super::answer::Answer;
+use super::origins::AllowedOrigins;
+
+/// Methods every ingest route allows a browser to use.
+const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+/// Allowed headers when the preflight's list is absent or not echoed.
+const DEFAULT_ALLOW_HEADERS: &str = "Authorization, Content-Type, Content-Encoding, X-Write-Key";
+/// Most header names echoed from `Access-Control-Request-Headers`.
+const MAX_ECHOED_HEADERS: usize = 32;
+/// Longest `Access-Control-Request-Headers` value echoed.
+const MAX_ECHOED_BYTES: usize = 1024;
+/// How long a browser may reuse a preflight answer (one day).
+const MAX_AGE: &str = "86400";
+
+/// The CORS policy: `ingest.cors_origins`, and what a connection's own list changes.
+pub struct Cors {
+    global: AllowedOrigins,
+}
+
+impl Cors {
+    /// A policy whose default list is `ingest.cors_origins`.
+    pub fn new(global: AllowedOrigins) -> Self {
+        Self { global }
+    }
+
+    /// The list for a request: the connection's when it names any origin, else the
+    /// global one.
+    pub fn list<'a>(&'a self, connection: Option<&'a AllowedOrigins>) -> &'a AllowedOrigins {
+        connection.filter(|c| !c.is_empty()).unwrap_or(&self.global)
+    }
+
+    /// Whether a request may proceed: it has no `Origin`, or an allowed one.
+    pub fn admits(
+        &self,
+        connection: Option<&AllowedOrigins>,
+        origin: Option<&HeaderValue>,
+    ) -> bool {
+        origin.is_none_or(|o| self.list(connection).allows(o.as_bytes()))
+    }
+
+    /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when it depends on the
+    /// origin) to an answer; never `Access-Control-Allow-Credentials`.
+    pub fn decorate(
+        &self,
+        answer: &mut Answer,
+        origin: Option<&HeaderValue>,
+        connection: Option<&AllowedOrigins>,
+    ) {
+        let list = self.list(connection);
+        let headers = answer.headers_mut();
+        if list.allows_any() {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            return;
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = origin.filter(|o| list.allows(o.as_bytes())) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+    }
+
+    /// The 204 answer to a preflight: methods, headers and max age when the origin is
+    /// allowed (or absent), nothing when it is not. `decorate` adds the origin.
+    pub fn preflight(&self, request: &HeaderMap, connection: Option<&AllowedOrigins>) -> Answer {
+        let mut answer = Response::new(Full::new(Bytes::new()));
+        *answer.status_mut() = StatusCode::NO_CONTENT;
+        if !self.admits(connection, request.get(header::ORIGIN)) {
+            return answer;
+        }
+        let headers = answer.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOW_METHODS),
+        );
+        let allow_headers = request
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .filter(|requested| echoable(requested.as_bytes()))
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(DEFAULT_ALLOW_HEADERS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE),
+        );
+        answer
+    }
+}
+
+/// Whether a requested header list may be echoed: at most `MAX_ECHOED_HEADERS` names
+/// in `MAX_ECHOED_BYTES`, each a valid header name token (RFC 9110 `tchar`s).
+fn echoable(requested: &[u8]) -> bool {
+    requested.len() <= MAX_ECHOED_BYTES
+        && requested.split(|b| *b == b',').count() <= MAX_ECHOED_HEADERS
+        && requested.split(|b| *b == b',').all(|name| {
+            let name = name.trim_ascii();
+            !name.is_empty() && name.iter().all(|b| is_tchar(*b))
+        })
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn get<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+        answer.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn origins(entries: &[&str]) -> AllowedOrigins {
+        AllowedOrigins::parse(entries, true).unwrap()
+    }
+
+    #[test]
+    fn preflight_echoes_valid_requested_headers() {
+        let cors = Cors::new(AllowedOrigins::any());
+        let request = headers(&[
+            ("origin", "http://localhost:3000"),
+            (
+                "access-control-request-headers",
+                "anonymousid,authorization,content-type,rsa-retry-attempt,sentat, X-Retry-Count",
+            ),
+        ]);
+        let answer = cors.preflight(&request, None);
+        assert_eq!(answer.status(), 204);
+        assert_eq!(
+            get(&answer, "access-control-allow-headers"),
+            Some("anonymousid,authorization,content-type,rsa-retry-attempt,sentat, X-Retry-Count")
+        );
+        assert_eq!(
+            get(&answer, "access-control-allow-methods"),
+            Some("GET, POST, OPTIONS")
+        );
+        assert_eq!(get(&answer, "access-control-max-age"), Some("86400"));
+        assert_eq!(get(&answer, "access-control-allow-credentials"), None);
+    }
+
+    #[test]
+    fn invalid_or_oversized_lists_are_not_echoed() {
+        let long_name = "x".repeat(MAX_ECHOED_BYTES + 1);
+        let many = vec!["x-a"; MAX_ECHOED_HEADERS + 1].join(",");
+        let at_cap = vec!["x-a"; MAX_ECHOED_HEADERS].join(",");
+        for (requested, echoed) in [
+            ("x-ok,bad header", false),
+            ("x-ok,,x-b", false),
+            ("x-ok,(paren)", false),
+            ("x-ok;x", false),
+            (long_name.as_str(), false),
+            (many.as_str(), false),
+            (at_cap.as_str(), true),
+            ("x-ok", true),
+        ] {
+            assert_eq!(echoable(requested.as_bytes()), echoed, "{requested}");
+        }
+        let cors = Cors::new(AllowedOrigins::any());
+        let request = headers(&[("access-control-request-headers", "bad header")]);
+        let answer = cors.preflight(&request, None);
+        assert_eq!(
+            get(&answer, "access-control-allow-headers"),
+            Some(DEFAULT_ALLOW_HEADERS)
+        );
+    }
+
+    #[test]
+    fn a_disallowed_origin_gets_no_allow_headers() {
+        let cors = Cors::new(origins(&["https://shop.example"]));
+        let request = headers(&[
+            ("origin", "https://evil.example"),
+            ("access-control-request-headers", "authorization"),
+        ]);
+        let mut answer = cors.preflight(&request, None);
+        cors.decorate(&mut answer, request.get("origin"), None);
+        assert_eq!(answer.status(), 204);
+        for name in [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+        ] {
+            assert_eq!(get(&answer, name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_connections_list_replaces_the_global_one() {
+        let cors = Cors::new(AllowedOrigins::any());
+        let connection = AllowedOrigins::parse(&["https://*.shop.example"], false).unwrap();
+        let allowed = HeaderValue::from_static("https://www.shop.example");
+        let other = HeaderValue::from_static("https://evil.example");
+        assert!(cors.admits(Some(&connection), Some(&allowed)));
+        assert!(!cors.admits(Some(&connection), Some(&other)));
+        assert!(cors.admits(Some(&connection), None), "no Origin: a server");
+        assert!(cors.admits(None, Some(&other)), "global *");
+        let empty = AllowedOrigins::default();
+        assert!(cors.admits(Some(&empty), Some(&other)), "empty defers");
+
+        let mut answer = Response::new(Full::new(Bytes::new()));
+        cors.decorate(&mut answer, Some(&allowed), Some(&connection));
+        assert_eq!(
+            get(&answer, "access-control-allow-origin"),
+            Some("https://www.shop.example")
+        );
+        assert_eq!(get(&answer, "vary"), Some("Origin"));
+        let mut answer = Response::new(Full::new(Bytes::new()));
+        cors.decorate(&mut answer, Some(&other), Some(&connection));
+        assert_eq!(get(&answer, "access-control-allow-origin"), None);
+        let mut answer = Response::new(Full::new(Bytes::new()));
+        cors.decorate(&mut answer, Some(&other), None);
+        assert_eq!(get(&answer, "access-control-allow-origin"), Some("*"));
+
+        let request = headers(&[("origin", "https://evil.example")]);
+        let answer = cors.preflight(&request, Some(&connection));
+        assert_eq!(get(&answer, "access-control-allow-methods"), None);
+    }
+}
