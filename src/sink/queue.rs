@@ -4,7 +4,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, SinkError};
+use super::{Batch, SinkError, Written};
 
 /// Requests waiting for a writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 4096;
@@ -26,7 +26,7 @@ pub enum Job {
 }
 
 /// A waiting request.
-pub type Waiter = oneshot::Sender<Result<(), SinkError>>;
+pub type Waiter = oneshot::Sender<Result<Written, SinkError>>;
 
 /// The requests one group commit serves, and the close request that ended it, if any.
 pub struct Group {
@@ -73,10 +73,26 @@ impl Group {
         self.writes.iter().map(|(batch, _)| batch)
     }
 
-    /// Tells every waiter the same verdict.
-    pub fn answer(self, result: &Result<(), SinkError>) -> Option<oneshot::Sender<()>> {
-        for (_, done) in self.writes {
-            let _ = done.send(result.clone());
+    /// How many envelopes the group holds.
+    pub fn envelopes(&self) -> usize {
+        self.batches().map(Batch::len).sum()
+    }
+
+    /// Answers each waiter: its own receipt (in order) on success, the same error
+    /// otherwise.
+    pub fn answer(self, outcome: Result<Vec<Written>, SinkError>) -> Option<oneshot::Sender<()>> {
+        match outcome {
+            Ok(receipts) => {
+                let mut receipts = receipts.into_iter();
+                for (_, done) in self.writes {
+                    let _ = done.send(Ok(receipts.next().unwrap_or_default()));
+                }
+            }
+            Err(error) => {
+                for (_, done) in self.writes {
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
         }
         self.closing
     }
@@ -95,7 +111,7 @@ impl Queue {
     }
 
     /// Hands `batch` to the writer and waits for the verdict.
-    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
+    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
         let (done, verdict) = oneshot::channel();
         self.jobs
             .send(Job::Write { batch, done })
@@ -115,7 +131,7 @@ impl Queue {
 
 /// The answer to writes after the sink closed.
 pub fn closed() -> SinkError {
-    SinkError::Unavailable("the event sink is closed".into())
+    SinkError::Closed
 }
 
 /// Refuses whatever is still queued once a writer has stopped.
