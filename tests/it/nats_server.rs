@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -40,7 +40,13 @@ impl NatsServer {
     /// Starts (again) with its config file: same port, same store.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("nats-server")
+        // Debian installs it in /usr/sbin, which a non-login PATH may lack.
+        let program = if Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server"
+        } else {
+            "nats-server"
+        };
+        let child = Command::new(program)
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
