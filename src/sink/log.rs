@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
-use super::{Batch, SinkError, SinkState, StateCell, Written};
+use super::{SinkError, SinkState, StateCell, Written};
 
 /// Bytes one group commit gathers at most before it writes.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
@@ -28,44 +28,21 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 /// One error line per this period while writes keep failing.
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// Handle to the writer.
-pub struct LogSink {
-    queue: Queue,
-    state: Arc<StateCell>,
-}
-
-impl LogSink {
-    /// Opens `dir` (created if missing) and starts the writer on `tasks`.
-    pub fn open(dir: &Path, segment_bytes: u64, tasks: &TaskTracker) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
-        let (queue, receiver) = Queue::new();
-        let state = Arc::new(StateCell::new(SinkState::Direct));
-        let writer = Writer {
-            segments,
-            state: state.clone(),
-            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
-            retry_at: None,
-            log: LogThrottle::new(ERROR_LOG_PERIOD),
-        };
-        tasks.spawn_blocking(move || writer.run(receiver));
-        Ok(Self { queue, state })
-    }
-
-    /// Appends the batch's lines and returns once they are fsynced.
-    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
-        self.queue.write(batch).await
-    }
-
-    /// Whether the last write succeeded.
-    pub fn state(&self) -> SinkState {
-        self.state.get()
-    }
-
-    /// Lets queued writes finish, then stops the writer.
-    pub async fn close(&self) {
-        self.queue.close().await
-    }
+/// Opens `dir` (created if missing) and starts the writer on `tasks`.
+pub fn open(dir: &Path, segment_bytes: u64, tasks: &TaskTracker) -> std::io::Result<Queue> {
+    std::fs::create_dir_all(dir)?;
+    let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
+    let state = Arc::new(StateCell::new(SinkState::Direct));
+    let (queue, receiver) = Queue::new(state.clone());
+    let writer = Writer {
+        segments,
+        state,
+        backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+        retry_at: None,
+        log: LogThrottle::new(ERROR_LOG_PERIOD),
+    };
+    tasks.spawn_blocking(move || writer.run(receiver));
+    Ok(queue)
 }
 
 struct Writer {
@@ -123,6 +100,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::Batch;
 
     fn read_all(dir: &Path) -> String {
         let mut names: Vec<_> = std::fs::read_dir(dir)
@@ -151,7 +129,7 @@ mod tests {
     async fn concurrent_writes_all_land_and_segments_roll() {
         let dir = tempfile::tempdir().unwrap();
         let tasks = TaskTracker::new();
-        let sink = Arc::new(LogSink::open(dir.path(), 64, &tasks).unwrap());
+        let sink = Arc::new(open(dir.path(), 64, &tasks).unwrap());
         let mut tasks = Vec::new();
         for i in 0..50 {
             let sink = sink.clone();
@@ -173,7 +151,7 @@ mod tests {
     async fn a_restart_opens_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..2 {
-            let sink = LogSink::open(dir.path(), 1 << 20, &TaskTracker::new()).unwrap();
+            let sink = open(dir.path(), 1 << 20, &TaskTracker::new()).unwrap();
             sink.write(batch("{}")).await.unwrap();
             sink.close().await;
         }

@@ -3,7 +3,7 @@
 //! ingest path answer 200.
 //!
 //! Layout: `log` (local NDJSON segments) stands alone; `redis` and `nats` are
-//! `Backend`s behind one `spooled::SpooledSink`, which owns the local spool, its
+//! `Backend`s behind one spooled writer (`spooled`), which owns the local spool, its
 //! replay and the probe of the backend; `memory` is a test double reachable only
 //! through `app::start_with_sink`. `queue` groups concurrent requests for one writer,
 //! `segments` is the append-only file format the log and the spool share.
@@ -125,11 +125,11 @@ impl StateCell {
 /// The configured sink.
 pub enum Sink {
     /// NDJSON segments on the local disk.
-    Log(log::LogSink),
+    Log(queue::Queue),
     /// A Redis stream, with a local spool.
-    Redis(spooled::SpooledSink),
+    Redis(queue::Queue),
     /// A NATS JetStream stream, with a local spool.
-    Nats(spooled::SpooledSink),
+    Nats(queue::Queue),
     /// Envelopes in memory (tests only; no setting selects it).
     Memory(memory::MemorySink),
 }
@@ -138,8 +138,7 @@ impl Sink {
     /// Makes a request's envelopes durable.
     pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
         match self {
-            Self::Log(sink) => sink.write(batch).await,
-            Self::Redis(sink) | Self::Nats(sink) => sink.write(batch).await,
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.write(batch).await,
             Self::Memory(sink) => sink.write(batch),
         }
     }
@@ -147,8 +146,7 @@ impl Sink {
     /// Where writes go now (for `/readyz`).
     pub fn state(&self) -> SinkState {
         match self {
-            Self::Log(sink) => sink.state(),
-            Self::Redis(sink) | Self::Nats(sink) => sink.state(),
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.state(),
             Self::Memory(sink) => sink.state(),
         }
     }
@@ -156,8 +154,7 @@ impl Sink {
     /// Finishes queued writes and stops; later writes are refused.
     pub async fn close(&self) {
         match self {
-            Self::Log(sink) => sink.close().await,
-            Self::Redis(sink) | Self::Nats(sink) => sink.close().await,
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.close().await,
             Self::Memory(sink) => sink.close(),
         }
     }
@@ -169,7 +166,7 @@ pub async fn open(config: &Config, tasks: &TaskTracker) -> anyhow::Result<Sink> 
         SinkBackend::Log => {
             let dir = config.store.data_dir.join("events");
             Sink::Log(
-                log::LogSink::open(&dir, config.sink.segment_bytes, tasks)
+                log::open(&dir, config.sink.segment_bytes, tasks)
                     .with_context(|| format!("opening the event log in {}", dir.display()))?,
             )
         }
@@ -177,7 +174,7 @@ pub async fn open(config: &Config, tasks: &TaskTracker) -> anyhow::Result<Sink> 
             let backend = redis::RedisBackend::new(&config.store.redis_url, &config.sink.stream)
                 .context("sink: opening the Redis stream sink")?;
             Sink::Redis(
-                spooled::SpooledSink::open(backend, &config.spool_dir(), false, tasks)
+                spooled::open(backend, &config.spool_dir(), false, tasks)
                     .await
                     .context("sink: opening the spool of the Redis stream sink")?,
             )
@@ -185,7 +182,7 @@ pub async fn open(config: &Config, tasks: &TaskTracker) -> anyhow::Result<Sink> 
         SinkBackend::Nats => {
             let (backend, reachable) = nats::NatsBackend::connect(&config.sink).await?;
             Sink::Nats(
-                spooled::SpooledSink::open(backend, &config.spool_dir(), !reachable, tasks)
+                spooled::open(backend, &config.spool_dir(), !reachable, tasks)
                     .await
                     .context("sink: opening the spool of the NATS sink")?,
             )

@@ -4,7 +4,9 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, SinkError, Written};
+use std::sync::Arc;
+
+use super::{Batch, SinkError, SinkState, StateCell, Written};
 
 /// Requests waiting for a writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 4096;
@@ -98,16 +100,18 @@ impl Group {
     }
 }
 
-/// The requests' side of the queue.
+/// A sink with one writer, as requests see it: the queue to its writer, and the state
+/// the writer keeps. The log, Redis and NATS sinks are each one of these.
 pub struct Queue {
     jobs: mpsc::Sender<Job>,
+    state: Arc<StateCell>,
 }
 
 impl Queue {
-    /// A queue and the receiver its writer drains.
-    pub fn new() -> (Self, mpsc::Receiver<Job>) {
+    /// A queue and the receiver its writer drains; the writer updates `state`.
+    pub fn new(state: Arc<StateCell>) -> (Self, mpsc::Receiver<Job>) {
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
-        (Self { jobs }, receiver)
+        (Self { jobs, state }, receiver)
     }
 
     /// Hands `batch` to the writer and waits for the verdict.
@@ -120,7 +124,12 @@ impl Queue {
         verdict.await.map_err(|_| closed())?
     }
 
-    /// Lets queued writes finish, then stops the writer.
+    /// Where the writer's writes go now.
+    pub fn state(&self) -> SinkState {
+        self.state.get()
+    }
+
+    /// Lets queued writes finish, then stops the writer (and whatever it stops).
     pub async fn close(&self) {
         let (done, finished) = oneshot::channel();
         if self.jobs.send(Job::Close { done }).await.is_ok() {

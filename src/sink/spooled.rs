@@ -61,66 +61,44 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn probe(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
 
-/// Handle to the writer task.
-pub struct SpooledSink {
-    queue: Queue,
-    state: Arc<StateCell>,
-}
-
-impl SpooledSink {
-    /// Opens the spool in `dir` and starts the writer and the replayer on `tasks`.
-    /// With `start_spooling`, writes go to the spool until a probe succeeds.
-    pub async fn open<B: Backend>(
-        backend: B,
-        dir: &Path,
-        start_spooling: bool,
-        tasks: &TaskTracker,
-    ) -> std::io::Result<Self> {
-        let state = Arc::new(StateCell::new(SinkState::Direct));
-        let (dir, cell) = (dir.to_path_buf(), state.clone());
-        let spool = tokio::task::spawn_blocking(move || Spool::open(&dir, start_spooling, cell))
-            .await
-            .map_err(std::io::Error::other)??;
-        let spool = Arc::new(spool);
-        let wake = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
-        let replayer = Replayer {
-            backend: backend.clone(),
-            spool: spool.clone(),
-            wake: wake.clone(),
-            stop: stop.clone(),
-            progress: None,
-            log: LogThrottle::new(LOG_PERIOD),
-        };
-        let replaying = tasks.spawn(replayer.run());
-        let (queue, receiver) = Queue::new();
-        let writer = Writer {
-            backend,
-            spool,
-            state: state.clone(),
-            wake,
-            stop,
-            replaying,
-            log: LogThrottle::new(LOG_PERIOD),
-        };
-        tasks.spawn(writer.run(receiver));
-        Ok(Self { queue, state })
-    }
-
-    /// Makes the batch durable: in the backend, or in the spool.
-    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
-        self.queue.write(batch).await
-    }
-
-    /// Where writes go now.
-    pub fn state(&self) -> SinkState {
-        self.state.get()
-    }
-
-    /// Finishes queued writes, lets the replayer make a last attempt, and stops.
-    pub async fn close(&self) {
-        self.queue.close().await
-    }
+/// Opens the spool in `dir` and starts the writer and the replayer on `tasks`. With
+/// `start_spooling`, writes go to the spool until a probe succeeds. `close()` on the
+/// queue finishes queued writes, lets the replayer make a last attempt, and stops.
+pub async fn open<B: Backend>(
+    backend: B,
+    dir: &Path,
+    start_spooling: bool,
+    tasks: &TaskTracker,
+) -> std::io::Result<Queue> {
+    let state = Arc::new(StateCell::new(SinkState::Direct));
+    let (dir, cell) = (dir.to_path_buf(), state.clone());
+    let spool = tokio::task::spawn_blocking(move || Spool::open(&dir, start_spooling, cell))
+        .await
+        .map_err(std::io::Error::other)??;
+    let spool = Arc::new(spool);
+    let wake = Arc::new(Notify::new());
+    let stop = CancellationToken::new();
+    let replayer = Replayer {
+        backend: backend.clone(),
+        spool: spool.clone(),
+        wake: wake.clone(),
+        stop: stop.clone(),
+        progress: None,
+        log: LogThrottle::new(LOG_PERIOD),
+    };
+    let replaying = tasks.spawn(replayer.run());
+    let (queue, receiver) = Queue::new(state.clone());
+    let writer = Writer {
+        backend,
+        spool,
+        state,
+        wake,
+        stop,
+        replaying,
+        log: LogThrottle::new(LOG_PERIOD),
+    };
+    tasks.spawn(writer.run(receiver));
+    Ok(queue)
 }
 
 struct Writer<B> {

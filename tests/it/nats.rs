@@ -148,6 +148,56 @@ pub fn start_node(dir: &std::path::Path, env: &[(&'static str, String)]) -> Bina
     Binary::start(dir, &env)
 }
 
+/// Waits until `more` further requests were acknowledged.
+pub async fn progress(tally: &load::Tally, more: usize, what: &str) {
+    let from = tally.acknowledged_count();
+    eventually(what, Duration::from_secs(60), || {
+        let n = tally.acknowledged_count();
+        async move { n >= from + more }
+    })
+    .await;
+}
+
+/// Once the spool is replayed, stops the node (SIGTERM) and its clients, and checks
+/// that every acknowledged event is in the stream exactly once; prints the counts.
+pub async fn stop_and_check(
+    node: Binary,
+    dir: &std::path::Path,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    tally: &load::Tally,
+    nats: &Nats,
+) -> f64 {
+    let admin = node.admin.addr;
+    eventually(
+        "the spool is replayed",
+        Duration::from_secs(60),
+        move || async move { ready_sink(admin).await.as_deref() == Some("ok") },
+    )
+    .await;
+    let spooled = metric(admin, "intake_spool_envelopes_total")
+        .await
+        .unwrap_or(0.0);
+    node.signal("TERM");
+    load::finish(clients).await;
+    assert_eq!(node.wait(Duration::from_secs(30)), Some(0));
+    let left = std::fs::read_dir(dir.join("spool"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "spool files left after a clean stop");
+    let acknowledged = tally.acknowledged();
+    let stored = nats.messages().await;
+    let repeated = load::assert_all_counted(&acknowledged, &count_by_message_id(&stored));
+    assert_eq!(repeated, 0, "events stored more than once");
+    let refused = tally.refused.lock().unwrap().clone();
+    println!(
+        "acknowledged {}, in stream {}, spooled {spooled}, refused {} {refused:?}",
+        acknowledged.len(),
+        stored.len(),
+        refused.len()
+    );
+    spooled
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_nats_down_requests_spool_and_a_restart_replays_them_all_once() {
     let mut nats = Nats::single().await;
@@ -157,15 +207,7 @@ async fn with_nats_down_requests_spool_and_a_restart_replays_them_all_once() {
     let node = start_node(dir.path(), &node_env(&nats, "1"));
     let (_, _, key) = node.admin.sdk_key().await;
     let (tally, clients) = load::start(node.ingest, &key, 4, 1_000_000, "d");
-    eventually(
-        "requests are acknowledged while NATS is down",
-        Duration::from_secs(30),
-        || {
-            let n = tally.acknowledged_count();
-            async move { n >= 200 }
-        },
-    )
-    .await;
+    progress(&tally, 200, "requests are acknowledged while NATS is down").await;
     assert_eq!(
         ready_sink(node.admin.addr).await.as_deref(),
         Some("spooling")
@@ -185,58 +227,7 @@ async fn with_nats_down_requests_spool_and_a_restart_replays_them_all_once() {
         move || async move { ready_sink(admin).await.as_deref() == Some("ok") },
     )
     .await;
-    // Some more go straight to the stream, then the node stops.
-    let now = tally.acknowledged_count();
-    eventually("direct writes go on", Duration::from_secs(30), || {
-        let n = tally.acknowledged_count();
-        async move { n >= now + 100 }
-    })
-    .await;
-    let spooled = metric(admin, "intake_spool_envelopes_total")
-        .await
-        .unwrap_or(0.0);
-    node.signal("TERM");
-    load::finish(clients).await;
-    assert_eq!(node.wait(Duration::from_secs(30)), Some(0));
-    assert_no_spool_left(dir.path());
-    let acknowledged = tally.acknowledged();
-    let counts = count_by_message_id(&nats.messages().await);
-    assert_each_once(&acknowledged, &counts);
-    println!(
-        "acknowledged {}, spooled {spooled}, refused {:?}",
-        acknowledged.len(),
-        tally.refused.lock().unwrap()
-    );
+    progress(&tally, 100, "direct writes go on").await;
+    let spooled = stop_and_check(node, dir.path(), clients, &tally, &nats).await;
     assert!(spooled >= 200.0);
-}
-
-pub fn assert_no_spool_left(data_dir: &std::path::Path) {
-    let left = std::fs::read_dir(data_dir.join("spool"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "spool files left after a clean stop");
-}
-
-/// Every acknowledged messageId is in the stream exactly once.
-pub fn assert_each_once(
-    acknowledged: &[String],
-    counts: &std::collections::HashMap<String, usize>,
-) {
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged events lost, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
-    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        repeated.is_empty(),
-        "{} events stored more than once, e.g. {:?}",
-        repeated.len(),
-        repeated.first()
-    );
 }

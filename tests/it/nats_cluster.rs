@@ -2,22 +2,9 @@
 //! from several clients, one server is killed with SIGKILL, then the stream's leader;
 //! both are restarted. Every event that got a 200 must be in the stream exactly once.
 
-use std::time::Duration;
-
 use crate::load;
-use crate::nats::{assert_each_once, assert_no_spool_left, metric, ready_sink, start_node};
-use crate::nats_server::{count_by_message_id, Nats};
-use crate::support::eventually;
-
-/// Waits until `more` further requests were acknowledged.
-async fn progress(tally: &load::Tally, more: usize, what: &str) {
-    let from = tally.acknowledged_count();
-    eventually(what, Duration::from_secs(60), || {
-        let n = tally.acknowledged_count();
-        async move { n >= from + more }
-    })
-    .await;
-}
+use crate::nats::{progress, start_node, stop_and_check};
+use crate::nats_server::Nats;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_a_server_then_the_leader_loses_and_repeats_no_acknowledged_event() {
@@ -58,30 +45,5 @@ async fn killing_a_server_then_the_leader_loses_and_repeats_no_acknowledged_even
     )
     .await;
 
-    let admin = node.admin.addr;
-    eventually(
-        "the spool is replayed",
-        Duration::from_secs(60),
-        move || async move { ready_sink(admin).await.as_deref() == Some("ok") },
-    )
-    .await;
-    let spooled = metric(admin, "intake_spool_envelopes_total")
-        .await
-        .unwrap_or(0.0);
-    node.signal("TERM");
-    load::finish(clients).await;
-    assert_eq!(node.wait(Duration::from_secs(30)), Some(0));
-    assert_no_spool_left(dir.path());
-
-    let acknowledged = tally.acknowledged();
-    let stored = nats.messages().await;
-    let counts = count_by_message_id(&stored);
-    assert_each_once(&acknowledged, &counts);
-    let refused = tally.refused.lock().unwrap().clone();
-    println!(
-        "acknowledged {}, in stream {}, spooled {spooled}, refused {} {refused:?}",
-        acknowledged.len(),
-        stored.len(),
-        refused.len()
-    );
+    stop_and_check(node, dir.path(), clients, &tally, &nats).await;
 }
