@@ -115,6 +115,34 @@ async fn a_stream_that_does_not_take_intakes_subjects_stops_the_start() {
     assert_eq!(info.config.storage, StorageType::Memory, "left as it was");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_in_the_url_are_used_and_never_logged() {
+    let password = "Pw-5f3a9c";
+    let nats = Nats::single_with_password("intake", password).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), &node_env(&nats, "1"));
+    let (_, _, key) = node.admin.sdk_key().await;
+    let auth = crate::support::basic(&key);
+    let body = json!({"userId": "u", "event": "e"}).to_string();
+    let reply = send(
+        node.ingest,
+        "POST",
+        "/v1/track",
+        &[("authorization", &auth)],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(ready_sink(node.admin.addr).await.as_deref(), Some("ok"));
+    assert_eq!(
+        nats.messages().await.len(),
+        1,
+        "published with the URL's credentials"
+    );
+    let log = node.log.lock().unwrap().join("\n");
+    assert!(!log.contains(password), "{log}");
+}
+
 /// The value of an unlabelled metric of a node.
 pub async fn metric(admin: SocketAddr, name: &str) -> Option<f64> {
     let text = send(admin, "GET", "/metrics", &[], "").await;

@@ -78,21 +78,28 @@ impl Drop for NatsServer {
 /// One server, or a cluster of three, each with its own store.
 pub struct Nats {
     pub servers: Vec<NatsServer>,
+    /// User and password the servers require, if any.
+    auth: Option<(String, String)>,
     _dir: TempDir,
 }
 
 impl Nats {
     /// A single JetStream server.
     pub async fn single() -> Self {
-        Self::start(1).await
+        Self::start(1, None).await
+    }
+
+    /// A single JetStream server that requires a user and password.
+    pub async fn single_with_password(user: &str, password: &str) -> Self {
+        Self::start(1, Some((user.into(), password.into()))).await
     }
 
     /// Three JetStream servers routed together on loopback.
     pub async fn cluster() -> Self {
-        Self::start(3).await
+        Self::start(3, None).await
     }
 
-    async fn start(size: usize) -> Self {
+    async fn start(size: usize, auth: Option<(String, String)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let routes: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let route_urls: Vec<String> = routes
@@ -108,6 +115,11 @@ impl Nats {
                 "server_name: {name}\nlisten: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n",
                 store.display()
             );
+            if let Some((user, password)) = &auth {
+                text.push_str(&format!(
+                    "authorization {{ user: \"{user}\", password: \"{password}\" }}\n"
+                ));
+            }
             if size > 1 {
                 text.push_str(&format!(
                     "cluster {{\n  name: intake-test\n  listen: \"127.0.0.1:{route}\"\n  routes: [{}]\n}}\n",
@@ -125,16 +137,24 @@ impl Nats {
             server.start();
             servers.push(server);
         }
-        let nats = Self { servers, _dir: dir };
+        let nats = Self {
+            servers,
+            auth,
+            _dir: dir,
+        };
         nats.wait_for_jetstream().await;
         nats
     }
 
-    /// `sink.nats_url` for every server.
+    /// `sink.nats_url` for every server (with the credentials, if any).
     pub fn url(&self) -> String {
+        let user_info = match &self.auth {
+            Some((user, password)) => format!("{user}:{password}@"),
+            None => String::new(),
+        };
         self.servers
             .iter()
-            .map(NatsServer::url)
+            .map(|s| format!("nats://{user_info}127.0.0.1:{}", s.port))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -142,10 +162,11 @@ impl Nats {
     /// Waits until JetStream answers API requests through a running server.
     pub async fn wait_for_jetstream(&self) {
         let url = self.running_url();
+        let auth = self.auth.clone();
         eventually("JetStream answers", Duration::from_secs(30), move || {
-            let url = url.clone();
+            let (url, auth) = (url.clone(), auth.clone());
             async move {
-                match connect(&url).await {
+                match connect(&url, auth).await {
                     Some(js) => jetstream_answers(&js).await,
                     None => false,
                 }
@@ -165,7 +186,7 @@ impl Nats {
 
     /// A JetStream context on the running servers.
     pub async fn jetstream(&self) -> jetstream::Context {
-        connect(&self.running_url())
+        connect(&self.running_url(), self.auth.clone())
             .await
             .expect("a NATS server answers")
     }
@@ -256,11 +277,17 @@ async fn jetstream_answers(js: &jetstream::Context) -> bool {
     }
 }
 
-async fn connect(url: &str) -> Option<jetstream::Context> {
+async fn connect(url: &str, auth: Option<(String, String)>) -> Option<jetstream::Context> {
     let servers: Vec<async_nats::ServerAddr> = url.split(',').map(|u| u.parse().unwrap()).collect();
+    let options = match auth {
+        Some((user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
     let client = tokio::time::timeout(
         Duration::from_secs(5),
-        async_nats::ConnectOptions::new()
+        options
             .connection_timeout(Duration::from_secs(1))
             .connect(servers),
     )
