@@ -222,8 +222,8 @@ impl<B: Backend> Replayer<B> {
                 }
                 Err(error) => {
                     if let Some(held_back) = self.log.allow() {
-                        tracing::info!(backend = B::NAME, %error, failures_not_logged = held_back,
-                            "spool replay deferred: the backend is not reachable");
+                        tracing::warn!(backend = B::NAME, %error, failures_not_logged = held_back,
+                            "spool replay deferred; retrying with backoff");
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff.failed()) => {}
