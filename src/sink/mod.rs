@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod log;
 pub mod memory;
 pub mod nats;
+pub mod nats_url;
 mod pace;
 pub mod queue;
 pub mod redis;
