@@ -4,8 +4,12 @@
 #   (b) intake POST /v1/track with a valid key and the log sink (fsync per group),
 #   (c) intake POST /v1/track with the Redis stream sink,
 #   (d) intake POST /v1/batch of 100 events (log sink),
-# each also as a ratio to (a), so that runs on noisy machines stay comparable.
-# Installs wrk and redis-server from Debian's packages when missing. Per-key rate
+#   (e) intake POST /v1/track with the NATS JetStream sink (one nats-server -js, file
+#       storage, stream created by intake with 1 replica),
+#   (f) intake POST /v1/batch of 100 events with the NATS sink,
+# each also as a ratio to (a), so that runs on noisy machines stay comparable, and the
+# NATS cases as a ratio to the same case on the log sink (the durable baseline).
+# Installs wrk, redis-server and nats-server from Debian's packages when missing. Per-key rate
 # limits are turned off for the run. Usage: benches/load.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,8 @@ need() {
 }
 need wrk wrk
 need redis-server redis-server
+[ -x /usr/sbin/nats-server ] && PATH=$PATH:/usr/sbin
+need nats-server nats-server
 
 cargo build --release --quiet --bin intake --example bare_hyper
 WORK=$(mktemp -d)
@@ -53,11 +59,12 @@ LUA
 }
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
 
-start_intake() { # DATA_DIR SINK REDIS_URL → sets INGEST ADMIN
-  local dir=$1 sink=$2 url=$3
+start_intake() { # DATA_DIR SINK REDIS_URL [NATS_URL] → sets INGEST ADMIN
+  local dir=$1 sink=$2 url=$3 nats=${4:-nats://127.0.0.1:1}
   INGEST=$(free_port); ADMIN=$(free_port)
   INTAKE_INGEST__LISTEN=127.0.0.1:$INGEST INTAKE_ADMIN__LISTEN=127.0.0.1:$ADMIN \
   INTAKE_STORE__DATA_DIR=$dir INTAKE_SINK__BACKEND=$sink INTAKE_STORE__REDIS_URL=$url \
+  INTAKE_SINK__NATS_URL=$nats \
   INTAKE_ADMIN__BOOTSTRAP_API_KEY=$API_KEY INTAKE_RATE_LIMIT__PER_KEY_PER_SECOND=0 \
   RUST_LOG=warn ./target/release/intake >"$dir.log" 2>&1 &
   PIDS+=($!)
@@ -95,6 +102,14 @@ start_intake "$WORK/redis" redis "redis://127.0.0.1:$REDIS"
 KEY=$(write_key); AUTH="Basic $(printf '%s:' "$KEY" | base64 -w0)"
 RESULTS+=("$(run_wrk "(c) intake track, Redis stream sink (AOF fsync always)" "http://127.0.0.1:$INGEST/v1/track" "$WORK/track.json" "$AUTH")")
 
+NATS=$(free_port)
+nats-server -js -a 127.0.0.1 -p "$NATS" -sd "$WORK/nats-store" >/dev/null 2>&1 & PIDS+=($!)
+wait_port "$NATS"
+start_intake "$WORK/nats" nats redis://127.0.0.1:1 "nats://127.0.0.1:$NATS"
+KEY=$(write_key); AUTH="Basic $(printf '%s:' "$KEY" | base64 -w0)"
+RESULTS+=("$(run_wrk "(e) intake track, NATS JetStream sink (file storage)" "http://127.0.0.1:$INGEST/v1/track" "$WORK/track.json" "$AUTH")")
+RESULTS+=("$(run_wrk "(f) intake batch of 100, NATS JetStream sink" "http://127.0.0.1:$INGEST/v1/batch" "$WORK/batch.json" "$AUTH")")
+
 BASE_RPS=$(cut -d'|' -f2 <<<"${RESULTS[0]}")
 BASE_P99=$(cut -d'|' -f4 <<<"${RESULTS[0]}")
 echo
@@ -107,3 +122,7 @@ for row in "${RESULTS[@]}"; do
   lat=$(awk -v a="$p99" -v b="$BASE_P99" 'BEGIN { printf "%.1f x", a/b }')
   printf '| %-55s | %10s | %8s | %8s | %10s | %10s | %6s |\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$lat" "$bad"
 done
+rps_of() { for row in "${RESULTS[@]}"; do [[ $row == "$1"* ]] && cut -d'|' -f2 <<<"$row"; done; }
+echo
+awk -v e="$(rps_of '(e)')" -v b="$(rps_of '(b)')" 'BEGIN { printf "(e) NATS track vs (b) log sink track: %.0f %%\n", 100*e/b }'
+awk -v f="$(rps_of '(f)')" -v d="$(rps_of '(d)')" 'BEGIN { printf "(f) NATS batch vs (d) log sink batch: %.0f %%; NATS events/s in batches of 100: %.0f\n", 100*f/d, 100*f }'

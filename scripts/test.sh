@@ -21,9 +21,10 @@ install_debian_packages() {
 
 command -v cargo >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 # gcc builds the few C parts of dependencies; the integration tests start their own
-# redis-server processes (never the shared one on 6379); the client tests drive
+# redis-server and nats-server processes (never shared ones on 6379 or 4222); the
+# sink fault tests mount a small tmpfs (mount, as root); the client tests drive
 # Debian's Chromium, Segment's Python SDK and Segment's Node SDK.
-install_debian_packages cc:gcc redis-server:redis-server chromium:chromium node:nodejs npm:npm python3:python3
+install_debian_packages cc:gcc redis-server:redis-server nats-server:nats-server chromium:chromium node:nodejs npm:npm python3:python3
 
 # The client SDKs, pinned, installed inside the repo (target/ and node_modules are
 # ignored by git; nothing is cached outside the checkout).

@@ -10,14 +10,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
-use crate::config::{parse_cidrs, Config, SinkBackend, StoreBackend};
+use crate::config::{parse_cidrs, Config, StoreBackend};
 use crate::index::KeyIndex;
 use crate::ingest::origins::AllowedOrigins;
 use crate::ingest::{self, cors::Cors, settings::PublicUrl, ConnectionLimits, Ingest};
 use crate::limits::{self, AuthFailures, IpLimiter};
-use crate::sink::{log::LogSink, redis::RedisSink, Sink};
+use crate::sink::{self, memory::MemorySink, Sink};
 use crate::store::{bootstrap, embedded::EmbeddedStore, redis::RedisStore, sync, Store};
 use crate::telemetry::IngestMetrics;
 
@@ -43,10 +44,22 @@ pub struct Running {
     admin_task: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
     sink: Arc<Sink>,
+    /// The sink's writer, replayer and blocking tasks.
+    sink_tasks: TaskTracker,
 }
 
 /// Starts everything; returns once both listeners accept connections.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_inner(config, None).await
+}
+
+/// Starts with an in-memory sink instead of the configured one (tests that need a
+/// sink fault without a real one).
+pub async fn start_with_sink(config: Config, sink: MemorySink) -> anyhow::Result<Running> {
+    start_inner(config, Some(sink)).await
+}
+
+async fn start_inner(config: Config, memory_sink: Option<MemorySink>) -> anyhow::Result<Running> {
     // The recorder first, so that the start-up load's gauges are kept.
     crate::telemetry::metrics_handle();
     let data_dir = config.store.data_dir.clone();
@@ -84,7 +97,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .await
     .context("loading the key index")?;
 
-    let sink = Arc::new(open_sink(&config)?);
+    let sink_tasks = TaskTracker::new();
+    let sink = Arc::new(match memory_sink {
+        Some(memory) => Sink::Memory(memory),
+        None => sink::open(&config, &sink_tasks).await?,
+    });
 
     let ingest_listener = bind(&config.ingest.listen, "ingest.listen").await?;
     let admin_listener = bind(&config.admin.listen, "admin.listen").await?;
@@ -156,6 +173,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_task,
         background,
         sink,
+        sink_tasks,
     })
 }
 
@@ -169,6 +187,8 @@ impl Running {
             let _ = task.await;
         }
         self.sink.close().await;
+        self.sink_tasks.close();
+        self.sink_tasks.wait().await;
         tracing::info!("intake stopped cleanly");
     }
 }
@@ -191,27 +211,6 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
-}
-
-fn open_sink(config: &Config) -> anyhow::Result<Sink> {
-    Ok(match config.sink.backend {
-        SinkBackend::Log => {
-            let dir = config.store.data_dir.join("events");
-            Sink::Log(
-                LogSink::open(&dir, config.sink.segment_bytes)
-                    .with_context(|| format!("opening the event log in {}", dir.display()))?,
-            )
-        }
-        SinkBackend::Nats => anyhow::bail!("sink.backend: \"nats\" is not available yet"),
-        SinkBackend::Redis => Sink::Redis(
-            RedisSink::open(
-                &config.store.redis_url,
-                config.sink.stream.clone(),
-                &config.spool_dir(),
-            )
-            .context("sink: opening the Redis stream sink")?,
-        ),
-    })
 }
 
 async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {

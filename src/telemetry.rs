@@ -35,10 +35,13 @@ pub const INDEX_LAST_FULL_LOAD: &str = "intake_index_last_full_load_timestamp_se
 pub const INDEX_FULL_LOAD_SECONDS: &str = "intake_index_full_load_duration_seconds";
 /// Seconds since the index last changed or was confirmed by a reload (sync lag bound).
 pub const INDEX_UPDATE_AGE: &str = "intake_index_last_update_age_seconds";
-/// Envelopes written to the spool because Redis refused them.
+/// Envelopes written to the spool because the backend (Redis, NATS) refused them.
 pub const SPOOLED: &str = "intake_spool_envelopes_total";
 /// Envelopes in the spool, waiting to be replayed into the stream (spool depth).
 pub const SPOOL_DEPTH: &str = "intake_spool_depth";
+/// Where the sink's writes go: 0 straight to the log/Redis/NATS, 1 to the local spool
+/// (backend unreachable or being caught up), 2 refused (503s).
+pub const SINK_STATE: &str = "intake_sink_state";
 /// Client addresses tracked by the per-address limiter.
 pub const IP_LIMITER_ENTRIES: &str = "intake_ip_limiter_entries";
 /// Failed admin authentications.
@@ -180,10 +183,15 @@ pub fn record_full_load(seconds: f64) {
     gauge!(INDEX_FULL_LOAD_SECONDS).set(seconds);
 }
 
-/// Spool activity of the Redis sink: envelopes just spooled, and the depth now.
+/// Spool activity of the Redis or NATS sink: envelopes just spooled, and the depth now.
 pub fn record_spool(spooled: u64, depth: u64) {
     counter!(SPOOLED).increment(spooled);
     gauge!(SPOOL_DEPTH).set(depth as f64);
+}
+
+/// The sink's state (see `SINK_STATE`).
+pub fn record_sink_state(state: u8) {
+    gauge!(SINK_STATE).set(f64::from(state));
 }
 
 /// Addresses tracked by the per-address limiter.

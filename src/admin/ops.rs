@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use super::Admin;
+use crate::sink::SinkState;
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "the process is up", body = crate::admin::openapi::StatusBody)))]
@@ -15,7 +16,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the index is loaded and the sink takes writes.
+/// `GET /readyz`: the index is loaded and the sink takes writes. A sink that spools
+/// (its backend unreachable) still takes writes durably: 200, with `"sink":"spooling"`.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "index loaded, sink writable", body = crate::admin::openapi::StatusBody), (status = 503, description = "not ready", body = crate::admin::openapi::ErrorBody)))]
 pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
     if !admin.index.is_loaded() {
@@ -28,13 +30,14 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, Admi
             "the store is unreachable; serving the last key index, admin writes refused".into(),
         ));
     }
-    if !admin.sink.is_writable() {
+    let sink = admin.sink.state();
+    if sink == SinkState::Refusing {
         return Err(AdminError::Unavailable(
             "the event sink refuses writes".into(),
         ));
     }
     Ok(Json(
-        json!({"status": "ready", "version": admin.index.version()}),
+        json!({"status": "ready", "version": admin.index.version(), "sink": sink.name()}),
     ))
 }
 

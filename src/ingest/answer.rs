@@ -42,9 +42,10 @@ pub enum IngestError {
     /// Over the key's or address's budget.
     #[error("rate limit exceeded; retry in {} s", .0.retry_after_secs)]
     TooManyRequests(Throttled),
-    /// The sink refused.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The sink refused. The message is a fixed sentence: the cause (an OS error, a
+    /// backend's answer) goes to the log, never to the client.
+    #[error("the events could not be stored right now; retry later")]
+    Unavailable(#[source] crate::sink::SinkError),
 }
 
 /// Seconds a client should wait after a 503.

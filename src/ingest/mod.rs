@@ -249,5 +249,11 @@ async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<(), IngestError>
         .metrics
         .sink_seconds
         .record(started.elapsed().as_secs_f64());
-    result.map_err(|e| IngestError::Unavailable(e.to_string()))
+    match result {
+        Ok(_written) => Ok(()),
+        Err(error) => {
+            tracing::debug!(error = %crate::sink::cause_chain(&error), "answering 503: the sink refused");
+            Err(IngestError::Unavailable(error))
+        }
+    }
 }

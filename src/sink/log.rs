@@ -1,72 +1,98 @@
 //! The log sink: envelopes appended to NDJSON segment files under
-//! `<data_dir>/events/`, fsynced before a write returns. One writer thread takes every
-//! request queued while the previous fsync ran and commits them with one fsync (group
-//! commit). Segments are rolled by size and never rewritten; each start opens a new
-//! segment, so a torn tail left by a crash is never appended to.
+//! `<data_dir>/events/`, fsynced before a write returns. One writer (a blocking task)
+//! takes every request queued while the previous fsync ran and commits them with one
+//! fsync (group commit). Segments are rolled by size and never rewritten; each start
+//! opens a new segment, so a torn tail left by a crash is never appended to.
+//!
+//! A failed write (disk full, I/O error) is cut off its segment, answered 503, and
+//! the writer backs off: until the delay passes, requests are refused at once without
+//! touching the disk, and the error is logged at most once per `ERROR_LOG_PERIOD`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
+use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
-use super::{Batch, SinkError};
+use super::{SinkError, SinkState, StateCell, Written};
 
 /// Bytes one group commit gathers at most before it writes.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// First and longest wait after a failed write before the disk is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// One error line per this period while writes keep failing.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// Handle to the writer thread.
-pub struct LogSink {
-    queue: Queue,
-    writable: Arc<AtomicBool>,
+/// Opens `dir` (created if missing) and starts the writer on `tasks`.
+pub fn open(dir: &Path, segment_bytes: u64, tasks: &TaskTracker) -> std::io::Result<Queue> {
+    std::fs::create_dir_all(dir)?;
+    let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
+    let state = Arc::new(StateCell::new(SinkState::Direct));
+    let (queue, receiver) = Queue::new(state.clone());
+    let writer = Writer {
+        segments,
+        state,
+        backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+        retry_at: None,
+        log: LogThrottle::new(ERROR_LOG_PERIOD),
+    };
+    tasks.spawn_blocking(move || writer.run(receiver));
+    Ok(queue)
 }
 
-impl LogSink {
-    /// Opens `dir` (created if missing) and starts the writer thread.
-    pub fn open(dir: &Path, segment_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
-        let (queue, receiver) = Queue::new();
-        let writable = Arc::new(AtomicBool::new(true));
-        let flag = writable.clone();
-        std::thread::Builder::new()
-            .name("intake-log-sink".into())
-            .spawn(move || run_writer(receiver, segments, &flag))?;
-        Ok(Self { queue, writable })
-    }
-
-    /// Appends the batch's lines and returns once they are fsynced.
-    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
-        self.queue.write(batch).await
-    }
-
-    /// Whether the last write succeeded.
-    pub fn is_writable(&self) -> bool {
-        self.writable.load(Ordering::Relaxed)
-    }
-
-    /// Lets queued writes finish, then stops the writer thread.
-    pub async fn close(&self) {
-        self.queue.close().await
-    }
+struct Writer {
+    segments: Segments,
+    state: Arc<StateCell>,
+    backoff: Backoff,
+    /// While set and in the future, writes are refused with this error.
+    retry_at: Option<(Instant, SinkError)>,
+    log: LogThrottle,
 }
 
-fn run_writer(mut receiver: mpsc::Receiver<Job>, mut segments: Segments, writable: &AtomicBool) {
-    while let Some(first) = receiver.blocking_recv() {
-        let group = Group::gather(first, || receiver.try_recv().ok(), GROUP_BYTES);
-        let result = segments
-            .append(group.buffers())
-            .map_err(|e| SinkError::Unavailable(format!("writing the event log: {e}")));
-        if let Err(error) = &result {
-            tracing::error!(%error, "event log write failed; answering 503 until it recovers");
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let group = Group::gather(first, || receiver.try_recv().ok(), GROUP_BYTES);
+            let outcome = self.commit(&group);
+            if let Some(done) = group.answer(outcome) {
+                refuse_rest(&mut receiver);
+                let _ = done.send(());
+                return;
+            }
         }
-        writable.store(result.is_ok(), Ordering::Relaxed);
-        if let Some(done) = group.answer(&result) {
-            refuse_rest(&mut receiver);
-            let _ = done.send(());
-            return;
+    }
+
+    fn commit(&mut self, group: &Group) -> Result<Vec<Written>, SinkError> {
+        if let Some((until, error)) = &self.retry_at {
+            if Instant::now() < *until {
+                return Err(error.clone());
+            }
+        }
+        match self.segments.append(group.buffers()) {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff.reset();
+                if self.log.recovered() {
+                    tracing::info!("the event log takes writes again");
+                }
+                self.state.set(SinkState::Direct);
+                Ok(vec![Written::default(); group.writes.len()])
+            }
+            Err(error) => {
+                if let Some(held_back) = self.log.allow() {
+                    tracing::error!(%error, failures_not_logged = held_back,
+                        "event log write failed; answering 503 until it recovers");
+                }
+                let error = SinkError::unavailable(error);
+                self.retry_at = Some((Instant::now() + self.backoff.failed(), error.clone()));
+                self.state.set(SinkState::Refusing);
+                Err(error)
+            }
         }
     }
 }
@@ -74,6 +100,7 @@ fn run_writer(mut receiver: mpsc::Receiver<Job>, mut segments: Segments, writabl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::Batch;
 
     fn read_all(dir: &Path) -> String {
         let mut names: Vec<_> = std::fs::read_dir(dir)
@@ -101,7 +128,8 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writes_all_land_and_segments_roll() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = Arc::new(LogSink::open(dir.path(), 64).unwrap());
+        let tasks = TaskTracker::new();
+        let sink = Arc::new(open(dir.path(), 64, &tasks).unwrap());
         let mut tasks = Vec::new();
         for i in 0..50 {
             let sink = sink.clone();
@@ -123,7 +151,7 @@ mod tests {
     async fn a_restart_opens_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..2 {
-            let sink = LogSink::open(dir.path(), 1 << 20).unwrap();
+            let sink = open(dir.path(), 1 << 20, &TaskTracker::new()).unwrap();
             sink.write(batch("{}")).await.unwrap();
             sink.close().await;
         }

@@ -1,56 +1,192 @@
 //! Sinks: where accepted events become durable. A request's envelopes are handed over
 //! as one `Batch`; `write` returns only once they are durable, which is what lets the
 //! ingest path answer 200.
+//!
+//! Layout: `log` (local NDJSON segments) stands alone; `redis` and `nats` are
+//! `Backend`s behind one spooled writer (`spooled`), which owns the local spool, its
+//! replay and the probe of the backend; `memory` is a test double reachable only
+//! through `app::start_with_sink`. `queue` groups concurrent requests for one writer,
+//! `segments` is the append-only file format the log and the spool share.
 
 pub mod batch;
 pub mod envelope;
 pub mod log;
+pub mod memory;
+pub mod nats;
+pub mod nats_url;
+mod pace;
 pub mod queue;
 pub mod redis;
 pub mod segments;
+pub mod spool;
+pub mod spooled;
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
 use thiserror::Error;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, SinkBackend};
 
 pub use batch::Batch;
 
-/// Why a sink refused a write; the ingest path answers 503.
-#[derive(Debug, Error, Clone, PartialEq)]
+/// Why a sink refused a write; the ingest path answers 503 with a fixed sentence and
+/// logs the cause.
+#[derive(Debug, Error, Clone)]
 pub enum SinkError {
-    /// The sink cannot take events now (disk error, closed, Redis and spool down).
-    #[error("the event sink is unavailable: {0}")]
-    Unavailable(String),
+    /// The sink cannot take events now (disk error, backend and spool both down).
+    #[error("the event sink cannot store events now")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The sink was closed by a shutdown.
+    #[error("the event sink is closed")]
+    Closed,
+}
+
+impl SinkError {
+    /// Wraps the cause of a refusal.
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Arc::new(cause))
+    }
+}
+
+/// An error and its causes on one line, for the log.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What a sink did with one request's envelopes. Room for more: a sink that drops
+/// duplicates (issue 14) says how many it skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Envelopes the backend already held and did not store again (NATS reports them
+    /// from its duplicate window; 0 when unknown, as for spooled writes).
+    pub duplicates: usize,
+}
+
+/// Where the sink's writes go now (`/readyz`, the `intake_sink_state` gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SinkState {
+    /// Writes reach their destination (the log, Redis, NATS).
+    Direct = 0,
+    /// The backend is unreachable or behind; writes go to the local spool.
+    Spooling = 1,
+    /// The last write was refused (503s): disk error, or backend and spool both down.
+    Refusing = 2,
+}
+
+impl SinkState {
+    /// The lower-case name `/readyz` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "ok",
+            Self::Spooling => "spooling",
+            Self::Refusing => "refusing",
+        }
+    }
+}
+
+/// A sink's state, shared by its tasks and mirrored into the gauge.
+#[derive(Debug)]
+pub struct StateCell(AtomicU8);
+
+impl StateCell {
+    /// Starts as `state`.
+    pub fn new(state: SinkState) -> Self {
+        crate::telemetry::record_sink_state(state as u8);
+        Self(AtomicU8::new(state as u8))
+    }
+
+    /// The state now.
+    pub fn get(&self) -> SinkState {
+        match self.0.load(Ordering::Relaxed) {
+            0 => SinkState::Direct,
+            1 => SinkState::Spooling,
+            _ => SinkState::Refusing,
+        }
+    }
+
+    /// Changes the state (and the gauge when it changed).
+    pub fn set(&self, state: SinkState) {
+        if self.0.swap(state as u8, Ordering::Relaxed) != state as u8 {
+            crate::telemetry::record_sink_state(state as u8);
+        }
+    }
 }
 
 /// The configured sink.
 pub enum Sink {
     /// NDJSON segments on the local disk.
-    Log(log::LogSink),
+    Log(queue::Queue),
     /// A Redis stream, with a local spool.
-    Redis(redis::RedisSink),
+    Redis(queue::Queue),
+    /// A NATS JetStream stream, with a local spool.
+    Nats(queue::Queue),
+    /// Envelopes in memory (tests only; no setting selects it).
+    Memory(memory::MemorySink),
 }
 
 impl Sink {
     /// Makes a request's envelopes durable.
-    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
+    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
         match self {
-            Self::Log(sink) => sink.write(batch).await,
-            Self::Redis(sink) => sink.write(batch).await,
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.write(batch).await,
+            Self::Memory(sink) => sink.write(batch),
         }
     }
 
-    /// Whether the last write succeeded (for `/readyz`).
-    pub fn is_writable(&self) -> bool {
+    /// Where writes go now (for `/readyz`).
+    pub fn state(&self) -> SinkState {
         match self {
-            Self::Log(sink) => sink.is_writable(),
-            Self::Redis(sink) => sink.is_writable(),
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.state(),
+            Self::Memory(sink) => sink.state(),
         }
     }
 
     /// Finishes queued writes and stops; later writes are refused.
     pub async fn close(&self) {
         match self {
-            Self::Log(sink) => sink.close().await,
-            Self::Redis(sink) => sink.close().await,
+            Self::Log(sink) | Self::Redis(sink) | Self::Nats(sink) => sink.close().await,
+            Self::Memory(sink) => sink.close(),
         }
     }
+}
+
+/// Opens the configured sink; its background tasks run on `tasks`.
+pub async fn open(config: &Config, tasks: &TaskTracker) -> anyhow::Result<Sink> {
+    Ok(match config.sink.backend {
+        SinkBackend::Log => {
+            let dir = config.store.data_dir.join("events");
+            Sink::Log(
+                log::open(&dir, config.sink.segment_bytes, tasks)
+                    .with_context(|| format!("opening the event log in {}", dir.display()))?,
+            )
+        }
+        SinkBackend::Redis => {
+            let backend = redis::RedisBackend::new(&config.store.redis_url, &config.sink.stream)
+                .context("sink: opening the Redis stream sink")?;
+            Sink::Redis(
+                spooled::open(backend, &config.spool_dir(), false, tasks)
+                    .await
+                    .context("sink: opening the spool of the Redis stream sink")?,
+            )
+        }
+        SinkBackend::Nats => {
+            let (backend, reachable) = nats::NatsBackend::connect(&config.sink).await?;
+            Sink::Nats(
+                spooled::open(backend, &config.spool_dir(), !reachable, tasks)
+                    .await
+                    .context("sink: opening the spool of the NATS sink")?,
+            )
+        }
+    })
 }

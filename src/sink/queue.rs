@@ -4,7 +4,9 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, SinkError};
+use std::sync::Arc;
+
+use super::{Batch, SinkError, SinkState, StateCell, Written};
 
 /// Requests waiting for a writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 4096;
@@ -26,7 +28,7 @@ pub enum Job {
 }
 
 /// A waiting request.
-pub type Waiter = oneshot::Sender<Result<(), SinkError>>;
+pub type Waiter = oneshot::Sender<Result<Written, SinkError>>;
 
 /// The requests one group commit serves, and the close request that ended it, if any.
 pub struct Group {
@@ -73,29 +75,47 @@ impl Group {
         self.writes.iter().map(|(batch, _)| batch)
     }
 
-    /// Tells every waiter the same verdict.
-    pub fn answer(self, result: &Result<(), SinkError>) -> Option<oneshot::Sender<()>> {
-        for (_, done) in self.writes {
-            let _ = done.send(result.clone());
+    /// How many envelopes the group holds.
+    pub fn envelopes(&self) -> usize {
+        self.batches().map(Batch::len).sum()
+    }
+
+    /// Answers each waiter: its own receipt (in order) on success, the same error
+    /// otherwise.
+    pub fn answer(self, outcome: Result<Vec<Written>, SinkError>) -> Option<oneshot::Sender<()>> {
+        match outcome {
+            Ok(receipts) => {
+                let mut receipts = receipts.into_iter();
+                for (_, done) in self.writes {
+                    let _ = done.send(Ok(receipts.next().unwrap_or_default()));
+                }
+            }
+            Err(error) => {
+                for (_, done) in self.writes {
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
         }
         self.closing
     }
 }
 
-/// The requests' side of the queue.
+/// A sink with one writer, as requests see it: the queue to its writer, and the state
+/// the writer keeps. The log, Redis and NATS sinks are each one of these.
 pub struct Queue {
     jobs: mpsc::Sender<Job>,
+    state: Arc<StateCell>,
 }
 
 impl Queue {
-    /// A queue and the receiver its writer drains.
-    pub fn new() -> (Self, mpsc::Receiver<Job>) {
+    /// A queue and the receiver its writer drains; the writer updates `state`.
+    pub fn new(state: Arc<StateCell>) -> (Self, mpsc::Receiver<Job>) {
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
-        (Self { jobs }, receiver)
+        (Self { jobs, state }, receiver)
     }
 
     /// Hands `batch` to the writer and waits for the verdict.
-    pub async fn write(&self, batch: Batch) -> Result<(), SinkError> {
+    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
         let (done, verdict) = oneshot::channel();
         self.jobs
             .send(Job::Write { batch, done })
@@ -104,7 +124,12 @@ impl Queue {
         verdict.await.map_err(|_| closed())?
     }
 
-    /// Lets queued writes finish, then stops the writer.
+    /// Where the writer's writes go now.
+    pub fn state(&self) -> SinkState {
+        self.state.get()
+    }
+
+    /// Lets queued writes finish, then stops the writer (and whatever it stops).
     pub async fn close(&self) {
         let (done, finished) = oneshot::channel();
         if self.jobs.send(Job::Close { done }).await.is_ok() {
@@ -115,7 +140,7 @@ impl Queue {
 
 /// The answer to writes after the sink closed.
 pub fn closed() -> SinkError {
-    SinkError::Unavailable("the event sink is closed".into())
+    SinkError::Closed
 }
 
 /// Refuses whatever is still queued once a writer has stopped.

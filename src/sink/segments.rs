@@ -1,5 +1,6 @@
 //! Append-only segment files: NDJSON written with one fsync per group of buffers,
-//! rolled by size, never rewritten. Shared by the log sink and the Redis sink's spool.
+//! rolled by size, never rewritten (a failed write is cut off again). Shared by the log
+//! sink and the spool of the Redis and NATS sinks.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -38,12 +39,21 @@ impl Segments {
         })
     }
 
-    /// Writes every buffer, then one fsync. On error the segment is abandoned, so a
-    /// partly written batch is never followed by acknowledged data in the same file.
+    /// Writes every buffer, then one fsync. On error the segment is cut back to its
+    /// last acknowledged byte and kept for the next attempt, so a partly written batch
+    /// is never followed by acknowledged data, and a full disk does not leave one
+    /// empty segment per attempt. Only if that cut fails is the segment abandoned.
     pub fn append<'a>(&mut self, buffers: impl Iterator<Item = &'a [u8]>) -> std::io::Result<()> {
         let outcome = self.append_inner(buffers);
         if outcome.is_err() {
-            self.current = None;
+            let cut = self
+                .current
+                .as_mut()
+                .map(|(file, size)| file.set_len(*size).and_then(|()| file.sync_data()));
+            if let Some(Err(error)) = cut {
+                tracing::warn!(%error, "could not cut a failed segment back; starting a new one");
+                self.current = None;
+            }
         }
         outcome
     }
@@ -59,11 +69,14 @@ impl Segments {
         let Some((file, size)) = self.current.as_mut() else {
             return Err(std::io::Error::other("no open segment"));
         };
+        let mut written = 0;
         for buffer in buffers {
             file.write_all(buffer)?;
-            *size += buffer.len() as u64;
+            written += buffer.len() as u64;
         }
-        file.sync_data()
+        file.sync_data()?;
+        *size += written;
+        Ok(())
     }
 
     /// Closes the current segment so that the next append starts a new one; every
@@ -96,10 +109,10 @@ impl Segments {
             .append(true)
             .create_new(true)
             .open(&path)?;
-        // The new name must survive a crash too.
-        File::open(&self.dir)?.sync_all()?;
         self.next_sequence += 1;
         self.current = Some((file, 0));
-        Ok(())
+        // The new name must survive a crash too (a failure here leaves the segment
+        // current, to be reused by the next attempt).
+        File::open(&self.dir)?.sync_all()
     }
 }

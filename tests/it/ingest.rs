@@ -630,34 +630,31 @@ async fn client_ip_comes_from_trusted_proxies_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sink_failure_gets_503_and_recovers() {
-    // Segments of one byte roll on every write, so a broken events directory is met at
-    // once: the directory is swapped for a file, then put back.
-    let app = TestApp::start_with(|c| c.sink.segment_bytes = 1).await;
+    // An in-memory sink told to refuse: the answer, not the fault, is the point here
+    // (real disk faults are in sink_faults.rs).
+    let sink = intake::sink::memory::MemorySink::new();
+    let app = TestApp::start_with_sink(sink.clone()).await;
     let (_, _, key) = app.admin.sdk_key().await;
     assert_eq!(
         app.post_json("/v1/track", &key, &track("a")).await.status,
         200
     );
-    let events_dir = app.dir.path().join("events");
-    let aside = app.dir.path().join("events-aside");
-    std::fs::rename(&events_dir, &aside).unwrap();
-    std::fs::write(&events_dir, b"not a directory").unwrap();
-
+    sink.refuse(true);
     let reply = app.post_json("/v1/track", &key, &track("b")).await;
     reply.error(503, "ServiceUnavailable");
     assert!(reply.header("retry-after").is_some());
     let ready = send(app.admin.addr, "GET", "/readyz", &[], "").await;
     ready.error(503, "ServiceUnavailable");
 
-    std::fs::remove_file(&events_dir).unwrap();
-    std::fs::rename(&aside, &events_dir).unwrap();
+    sink.refuse(false);
     assert_eq!(
         app.post_json("/v1/track", &key, &track("c")).await.status,
         200
     );
-    let users: Vec<String> = app
-        .events()
+    let users: Vec<String> = sink
+        .envelopes()
         .iter()
+        .map(|line| serde_json::from_slice::<Value>(line).unwrap())
         .map(|e| e["event"]["userId"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(users, ["a", "c"]);

@@ -105,7 +105,11 @@ pub fn count_ids(envelopes: &[Value]) -> HashMap<String, usize> {
 
 /// Asserts that every acknowledged event is stored; returns the duplicates.
 pub fn assert_none_lost(acknowledged: &[String], stored: &[Value]) -> usize {
-    let counts = count_ids(stored);
+    assert_all_counted(acknowledged, &count_ids(stored))
+}
+
+/// Asserts that every acknowledged id has a count; returns the extra copies.
+pub fn assert_all_counted(acknowledged: &[String], counts: &HashMap<String, usize>) -> usize {
     let lost: Vec<&String> = acknowledged
         .iter()
         .filter(|id| !counts.contains_key(*id))

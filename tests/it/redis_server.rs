@@ -71,6 +71,19 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a Redis that hangs, connections open but
+    /// no answer.
+    pub fn pause(&self, paused: bool) {
+        let child = self.child.as_ref().expect("running");
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .unwrap()

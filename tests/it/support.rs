@@ -275,11 +275,27 @@ impl TestApp {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::launch(adjust, None).await
+    }
+
+    /// Starts with an in-memory sink the test keeps a handle of (to make it refuse).
+    pub async fn start_with_sink(sink: intake::sink::memory::MemorySink) -> Self {
+        Self::launch(|_| {}, Some(sink)).await
+    }
+
+    async fn launch(
+        adjust: impl FnOnce(&mut Config),
+        sink: Option<intake::sink::memory::MemorySink>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         adjust(&mut config);
         config.validate().expect("test config is valid");
-        let running = intake::app::start(config).await.expect("intake starts");
+        let running = match sink {
+            Some(sink) => intake::app::start_with_sink(config, sink).await,
+            None => intake::app::start(config).await,
+        }
+        .expect("intake starts");
         Self {
             ingest: running.ingest_addr,
             admin: AdminClient {
