@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
-use crate::config::{parse_cidrs, Config, SinkBackend, StoreBackend};
+use crate::config::{Settings, SinkBackend, StoreBackend};
 use crate::index::KeyIndex;
 use crate::ingest::{self, answer::Cors, ConnectionLimits, Ingest};
 use crate::limits::{self, AuthFailures, IpLimiter};
@@ -45,7 +45,7 @@ pub struct Running {
 }
 
 /// Starts everything; returns once both listeners accept connections.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(config: Settings) -> anyhow::Result<Running> {
     // The recorder first, so that the start-up load's gauges are kept.
     crate::telemetry::metrics_handle();
     let data_dir = config.store.data_dir.clone();
@@ -64,7 +64,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let generated_api_key = bootstrap::ensure_operator_key(
         store.as_ref(),
-        config.admin.bootstrap_api_key.as_deref(),
+        config.admin.bootstrap_api_key.as_ref().map(|k| k.expose()),
         &data_dir,
     )
     .await
@@ -85,8 +85,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let sink = Arc::new(open_sink(&config)?);
 
-    let ingest_listener = bind(&config.ingest.listen, "ingest.listen").await?;
-    let admin_listener = bind(&config.admin.listen, "admin.listen").await?;
+    let ingest_listener = bind(config.ingest.listen, "ingest.listen").await?;
+    let admin_listener = bind(config.admin.listen, "admin.listen").await?;
     let ingest_addr = ingest_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
@@ -104,8 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
         body_timeout: Duration::from_secs(config.ingest.body_read_timeout_secs),
         cors: Cors::new(&config.ingest.cors_origins),
-        trusted_proxies: parse_cidrs(&config.ingest.trusted_proxies)
-            .map_err(|bad| anyhow::anyhow!("ingest.trusted_proxies: `{bad}` is not a CIDR"))?,
+        trusted_proxies: config.ingest.trusted_proxies.clone(),
         ip_limiter,
         metrics: IngestMetrics::new(),
         access_log: config.ingest.access_log,
@@ -114,8 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         index,
         sink: sink.clone(),
-        trusted_proxies: parse_cidrs(&config.admin.trusted_proxies)
-            .map_err(|bad| anyhow::anyhow!("admin.trusted_proxies: `{bad}` is not a CIDR"))?,
+        trusted_proxies: config.admin.trusted_proxies.clone(),
         auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
     });
 
@@ -161,7 +159,7 @@ impl Running {
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down cleanly.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Settings) -> anyhow::Result<()> {
     let running = start(config).await?;
     wait_for_signal().await?;
     tracing::info!("shutdown signal received; draining");
@@ -180,7 +178,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_sink(config: &Config) -> anyhow::Result<Sink> {
+fn open_sink(config: &Settings) -> anyhow::Result<Sink> {
     Ok(match config.sink.backend {
         SinkBackend::Log => {
             let dir = config.store.data_dir.join("events");
@@ -192,16 +190,16 @@ fn open_sink(config: &Config) -> anyhow::Result<Sink> {
         SinkBackend::Nats => anyhow::bail!("sink.backend: \"nats\" is not available yet"),
         SinkBackend::Redis => Sink::Redis(
             RedisSink::open(
-                &config.store.redis_url,
+                config.store.redis_url.connection_info(),
                 config.sink.stream.clone(),
-                &config.spool_dir(),
+                &config.sink.spool_dir,
             )
             .context("sink: opening the Redis stream sink")?,
         ),
     })
 }
 
-async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {
+async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("{setting}: cannot listen on {address}"))

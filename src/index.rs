@@ -78,16 +78,8 @@ pub struct ApiKeyAuth {
 impl ApiKeyAuth {
     /// Whether a client address may use this key.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
+        let ip = crate::net::canonical_ip(ip);
         self.whitelisted_ips.is_empty() || self.whitelisted_ips.iter().any(|n| n.contains(&ip))
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -79,6 +79,35 @@ pub fn tail4(key: &str) -> String {
     key[key.len().saturating_sub(4)..].to_string()
 }
 
+/// A secret from the configuration: shown (in `Debug`, `Display` and serialised)
+/// only redacted; `expose` hands the secret itself to the code that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&redact(&self.0))
+    }
+}
+
 /// A key as logs may show it: the first four characters and an ellipsis.
 pub fn redact(key: &str) -> String {
     let head: String = key.chars().take(4).collect();

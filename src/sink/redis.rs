@@ -37,7 +37,11 @@ pub struct RedisSink {
 
 impl RedisSink {
     /// Connects (lazily: a down Redis at start-up means spooling) and starts the writer.
-    pub fn open(url: &str, stream: String, spool_dir: &Path) -> Result<Self, SinkError> {
+    pub fn open(
+        url: redis::ConnectionInfo,
+        stream: String,
+        spool_dir: &Path,
+    ) -> Result<Self, SinkError> {
         std::fs::create_dir_all(spool_dir).map_err(|e| unavailable("creating the spool", &e))?;
         let segments = Segments::new(spool_dir.to_path_buf(), SPOOL_SEGMENT_BYTES)
             .map_err(|e| unavailable("opening the spool", &e))?;

@@ -273,8 +273,8 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         adjust(&mut config);
-        config.validate().expect("test config is valid");
-        let running = intake::app::start(config).await.expect("intake starts");
+        let settings = config.validate().expect("test config is valid");
+        let running = intake::app::start(settings).await.expect("intake starts");
         Self {
             ingest: running.ingest_addr,
             admin: AdminClient {

@@ -98,8 +98,8 @@ impl StoreError {
 
 impl RedisStore {
     /// Connects, subscribes to the change channel, and starts following it.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::redis)?;
+    pub async fn connect(url: &crate::config::RedisUrl) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url.connection_info()).map_err(StoreError::redis)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
