@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::secrets::Secret;
 pub use settings::{AdminSettings, IngestSettings, Settings, SinkSettings, StoreSettings};
 pub use urls::{NatsServer, PublicUrl, RedisUrl};
 

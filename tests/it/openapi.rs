@@ -62,20 +62,20 @@ async fn the_document_matches_the_live_routes_and_bodies() {
         .call("POST", "/v1/workspaces", None, Some(json!({"name": "Doc"})))
         .await
         .json();
-    assert_eq!(fields(&created), schema_fields(&doc, "WorkspaceBody"));
+    assert_eq!(fields(&created), schema_fields(&doc, "WorkspaceView"));
     let (conn, _) = app.admin.connection(ws, "sdk").await;
     let connection = app
         .admin
         .call("GET", &format!("/v1/connections/{conn}"), Some(ws), None)
         .await
         .json();
-    assert_eq!(fields(&connection), schema_fields(&doc, "ConnectionBody"));
+    assert_eq!(fields(&connection), schema_fields(&doc, "ConnectionView"));
     let key = app
         .admin
         .call("POST", "/v1/keys", None, Some(json!({"userId": "doc"})))
         .await
         .json();
-    assert_eq!(fields(&key), schema_fields(&doc, "ApiKeyBody"));
+    assert_eq!(fields(&key), schema_fields(&doc, "ApiKeyView"));
     let page = app.admin.call("GET", "/v1/keys", None, None).await.json();
     assert_eq!(fields(&page), schema_fields(&doc, "ApiKeyPage"));
     let error = app
