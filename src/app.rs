@@ -44,6 +44,7 @@ pub struct Running {
     tasks: Tasks,
     listeners: Vec<JoinHandle<()>>,
     sink: Arc<Sink>,
+    index: Arc<KeyIndex>,
 }
 
 /// What a shutdown did.
@@ -111,7 +112,7 @@ async fn start_under(settings: &Settings, tasks: &Tasks) -> anyhow::Result<Runni
     let ingest = ingest_state(settings, index.clone(), sink.clone());
     let admin = Arc::new(Admin {
         control,
-        index,
+        index: index.clone(),
         sink: sink.clone(),
         trusted_proxies: settings.admin.trusted_proxies.clone(),
         auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
@@ -152,10 +153,16 @@ async fn start_under(settings: &Settings, tasks: &Tasks) -> anyhow::Result<Runni
         tasks: tasks.clone(),
         listeners,
         sink,
+        index,
     })
 }
 
 impl Running {
+    /// The node's key index: what the ingest path reads (keys, origins).
+    pub fn index(&self) -> &KeyIndex {
+        &self.index
+    }
+
     /// Stops accepting, lets in-flight requests finish, flushes the sink and waits for
     /// every task, all within the grace period; logs and returns what happened.
     pub async fn stop(self) -> Stopped {

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;
-mod api_keys;
 mod clients;
 mod fuzz;
 mod hardening;

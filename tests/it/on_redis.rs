@@ -151,14 +151,6 @@ async fn the_key_cap_and_last_key_rule_hold_across_three_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_seed_rules_hold_on_the_redis_store() {
-    let redis = RedisServer::start().await;
-    let app = TestApp::start_with(on_redis(&redis, SinkBackend::Log)).await;
-    crate::admin::seed_rules(&app).await;
-    crate::admin::company_isolation(&app).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn api_keys_work_on_the_redis_store() {
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(on_redis(&redis, SinkBackend::Log)).await;
