@@ -214,3 +214,38 @@ fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     meta.insert(name, next).map_err(redb_error)?;
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_errors_are_unavailable_not_internal() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let error = redb_error(redb::StorageError::Io(full));
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let error = redb_error(redb::StorageError::PreviousIo);
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let error = redb_error(redb::StorageError::Corrupted("x".into()));
+        assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+    }
+
+    #[test]
+    fn the_database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.redb");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        EmbeddedStore::open(dir.path()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let fresh = tempfile::tempdir().unwrap();
+        EmbeddedStore::open(fresh.path()).unwrap();
+        let mode = std::fs::metadata(fresh.path().join("intake.redb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

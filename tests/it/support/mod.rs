@@ -262,8 +262,23 @@ impl Binary {
     /// Starts `intake serve` on `data_dir` and waits for its listening line.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+        command.arg("serve");
+        Self::launch(command, data_dir, extra_env)
+    }
+
+    /// Starts `intake serve` with files limited to `max_file_bytes` (`prlimit`), with
+    /// SIGXFSZ ignored, so that writing past it fails as on a full disk.
+    pub fn start_limited(data_dir: &Path, max_file_bytes: u64) -> Self {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={max_file_bytes} -- \"$0\" serve",
+        ));
+        command.arg(env!("CARGO_BIN_EXE_intake"));
+        Self::launch(command, data_dir, &[])
+    }
+
+    fn launch(mut command: Command, data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         command
-            .arg("serve")
             .env("INTAKE_INGEST__LISTEN", "127.0.0.1:0")
             .env("INTAKE_ADMIN__LISTEN", "127.0.0.1:0")
             .env("INTAKE_ADMIN__BOOTSTRAP_API_KEY", API_KEY)
