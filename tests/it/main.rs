@@ -14,4 +14,6 @@ mod on_redis;
 mod openapi;
 mod process;
 mod redis_server;
+mod shutdown;
 mod support;
+mod sync;
