@@ -26,8 +26,6 @@ use crate::telemetry::IngestMetrics;
 
 /// Time a shutdown may take: draining requests, flushing the sink, stopping tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Failed admin authentications a client may make per minute before it gets 429.
-const ADMIN_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How often histogram samples are folded into buckets.
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 /// How often idle per-address limiter entries are dropped.
@@ -115,7 +113,10 @@ async fn start_under(settings: &Settings, tasks: &Tasks) -> anyhow::Result<Runni
         index: index.clone(),
         sink: sink.clone(),
         trusted_proxies: settings.admin.trusted_proxies.clone(),
-        auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
+        auth_failures: AuthFailures::new(
+            settings.admin.auth_failures_per_minute,
+            Duration::from_secs(60),
+        ),
         body_timeout: Duration::from_secs(settings.ingest.body_read_timeout_secs),
     });
     let admin_limits = AdminLimits {

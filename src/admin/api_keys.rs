@@ -64,6 +64,7 @@ pub(crate) enum StatusFilter {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// active (default) or inactive.
+    #[param(inline)]
     status: Option<StatusFilter>,
     /// 1 to 100, default 25.
     #[param(minimum = 1, maximum = 100)]
@@ -72,7 +73,9 @@ pub(crate) struct ListQuery {
     starting_after: Option<String>,
     /// Keys before this one (an id); wins over startingAfter.
     ending_before: Option<String>,
-    /// Keys to skip from the cursor in the direction of travel.
+    /// Keys to skip from the cursor in the direction of travel (0 to 2^63 - 1; past
+    /// the end: an empty page).
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<u64>,
 }
 
@@ -161,6 +164,12 @@ pub(crate) async fn list(
             "limit must be an integer from 1 to 100".into(),
         ));
     }
+    let offset = query.offset.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(AdminError::Invalid(
+            "offset must be an integer from 0 to 9223372036854775807".into(),
+        ));
+    }
     let status = query.status.unwrap_or_default();
     let non_empty = |text: Option<String>| text.filter(|t| !t.is_empty());
     let request = PageRequest {
@@ -169,7 +178,7 @@ pub(crate) async fn list(
             StatusFilter::Inactive => ApiKeyStatus::Inactive,
         },
         limit,
-        offset: query.offset.unwrap_or(0),
+        offset,
         starting_after: non_empty(query.starting_after),
         ending_before: non_empty(query.ending_before),
     };

@@ -27,7 +27,7 @@ pub(crate) struct AuthFailures {
 }
 
 impl AuthFailures {
-    /// At most `max` failures per `window` per client.
+    /// At most `max` failures per `window` per client; 0 = no limit.
     pub(crate) fn new(max: u32, window: Duration) -> Self {
         Self::with_capacity(max, window, MAX_TRACKED)
     }
@@ -46,12 +46,15 @@ impl AuthFailures {
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let (start, failures) = clients.peek(&subscriber_of(ip))?;
         let elapsed = start.elapsed();
-        (*failures >= self.max && elapsed < self.window)
+        (self.max > 0 && *failures >= self.max && elapsed < self.window)
             .then(|| ceil_secs(self.window - elapsed).max(1))
     }
 
     /// Counts one failure of the client.
     pub(crate) fn record(&self, ip: IpAddr) {
+        if self.max == 0 {
+            return;
+        }
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let entry = clients.get_or_insert_mut(subscriber_of(ip), || (now, 0));

@@ -40,7 +40,7 @@ pub(crate) struct ConnectionUpdate {
 
 /// `POST /v1/connections`: sdk and webhook connections get their first write key.
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", request_body = NewConnection,
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)")),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404")),
     responses((status = 201, description = "created (sdk and webhook connections with their first key)", body = ConnectionView),
         (status = 404, description = "workspace does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]
@@ -59,7 +59,7 @@ pub(crate) async fn create(
 
 /// `GET /v1/connections`
 #[utoipa::path(get, path = "/v1/connections", tag = "connections",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)")),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404")),
     responses((status = 200, description = "the workspace's connections, oldest first", body = ConnectionList),
         (status = 404, description = "workspace does not exist", body = ErrorBody)))]
 pub(crate) async fn list(
@@ -74,7 +74,7 @@ pub(crate) async fn list(
 
 /// `GET /v1/connections/{id}`
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
     responses((status = 200, description = "the connection", body = ConnectionView),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody)))]
 pub(crate) async fn get_one(
@@ -89,7 +89,7 @@ pub(crate) async fn get_one(
 
 /// `PUT /v1/connections/{id}`: changes `name` and `allowedOrigins`.
 #[utoipa::path(put, path = "/v1/connections/{id}", tag = "connections", request_body = ConnectionUpdate,
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
     responses((status = 200, description = "the changed connection", body = ConnectionView),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]
@@ -113,7 +113,7 @@ pub(crate) async fn update(
 
 /// `DELETE /v1/connections/{id}`: revokes all its keys.
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
     responses((status = 204, description = "deleted; its keys are revoked"),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]

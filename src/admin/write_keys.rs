@@ -14,7 +14,7 @@ use crate::control::ControlError;
 
 /// `POST /v1/connections/{id}/event-write-keys` → 201 `{"key"}`
 #[utoipa::path(post, path = "/v1/connections/{id}/event-write-keys", tag = "event write keys",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
     responses((status = 201, description = "the new key", body = WriteKeyView),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody),
@@ -31,7 +31,7 @@ pub(crate) async fn add(
 
 /// `GET /v1/connections/{id}/event-write-keys` → `{"keys":[…]}`, oldest first.
 #[utoipa::path(get, path = "/v1/connections/{id}/event-write-keys", tag = "event write keys",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
     responses((status = 200, description = "the keys, oldest first", body = WriteKeyList),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 422, description = "NotEventConnection", body = ErrorBody)))]
@@ -49,7 +49,7 @@ pub(crate) async fn list(
 
 /// `DELETE /v1/connections/{id}/event-write-keys/{key}` → 204
 #[utoipa::path(delete, path = "/v1/connections/{id}/event-write-keys/{key}", tag = "event write keys",
-    params(("Intake-Workspace" = Option<u32>, Header, description = "workspace to act in (optional for workspace-restricted keys)"), ("id" = u32, Path), ("key" = String, Path)),
+    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path), ("key" = String, Path)),
     responses((status = 204, description = "deleted; the key stops working on every node"),
         (status = 404, description = "workspace, connection or key does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody),

@@ -84,6 +84,9 @@ pub struct AdminConfig {
     pub trusted_proxies: Vec<String>,
     /// Open admin connections at most.
     pub max_connections: usize,
+    /// Failed authentications a client may make per minute before it gets 429 for
+    /// the rest of the minute; 0 turns the limit off.
+    pub auth_failures_per_minute: u32,
 }
 
 /// Which store backs the key index.
@@ -196,6 +199,7 @@ impl Default for AdminConfig {
             bootstrap_api_key: None,
             trusted_proxies: Vec::new(),
             max_connections: 1_024,
+            auth_failures_per_minute: 20,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct AdminSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Open admin connections at most.
     pub max_connections: usize,
+    /// Failed authentications per client and minute before 429; 0 = off.
+    pub auth_failures_per_minute: u32,
 }
 
 /// `[store]`, checked.
@@ -252,6 +254,7 @@ impl AdminConfig {
             bootstrap_api_key: self.bootstrap_api_key.clone().map(Secret::new),
             trusted_proxies: trusted_proxies?,
             max_connections: self.max_connections,
+            auth_failures_per_minute: self.auth_failures_per_minute,
         })
     }
 }

@@ -201,13 +201,9 @@ impl fmt::Display for TooMany {
     }
 }
 
-fn list_schema(item: &str, description: &str) -> RefOr<Schema> {
+fn list_schema(item: ObjectBuilder, description: &str) -> RefOr<Schema> {
     ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some(item)),
-        )
+        .items(item.schema_type(Type::String))
         .max_items(Some(MAX_LIST))
         .description(Some(description))
         .into()
@@ -216,7 +212,7 @@ fn list_schema(item: &str, description: &str) -> RefOr<Schema> {
 impl utoipa::PartialSchema for WhitelistedIps {
     fn schema() -> RefOr<Schema> {
         list_schema(
-            "an IPv4/IPv6 address or CIDR block",
+            ObjectBuilder::new().description(Some("an IPv4/IPv6 address or CIDR block")),
             "at most 100; empty allows every address",
         )
     }
@@ -226,10 +222,11 @@ impl utoipa::ToSchema for WhitelistedIps {}
 
 impl utoipa::PartialSchema for AllowedOrigins {
     fn schema() -> RefOr<Schema> {
-        list_schema(
-            "scheme://host[:port], or https://*.domain",
-            "at most 100; empty: ingest.cors_origins applies",
-        )
+        let origin = ObjectBuilder::new()
+            .description(Some("scheme://host[:port], or https://*.domain"))
+            .pattern(Some(crate::model::ORIGIN_PATTERN))
+            .max_length(Some(crate::model::MAX_ORIGIN_LEN));
+        list_schema(origin, "at most 100; empty: ingest.cors_origins applies")
     }
 }
 
@@ -291,7 +288,7 @@ mod tests {
     #[test]
     fn allowed_origins_are_checked_deduplicated_and_capped() {
         let origins =
-            parse::<AllowedOrigins>("[\"https://a.example\", \"HTTPS://A.example:443\"]").unwrap();
+            parse::<AllowedOrigins>("[\"https://a.example\", \"https://A.example:443\"]").unwrap();
         assert_eq!(origins.0.len(), 1);
         let error = parse::<AllowedOrigins>("[\"https://a.example/x\"]").unwrap_err();
         assert!(error.contains("https://a.example/x"), "{error}");

@@ -6,8 +6,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest origin accepted (a host name is at most 253 characters).
-const MAX_ORIGIN_LEN: usize = 300;
+/// Longest origin accepted.
+pub const MAX_ORIGIN_LEN: usize = 200;
+
+/// The accepted forms as a JSON Schema pattern (with [`MAX_ORIGIN_LEN`]): exactly what
+/// [`AllowedOrigin::parse`] accepts, IPv6 literals aside.
+pub const ORIGIN_PATTERN: &str = concat!(
+    "^(https?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+    "|https://\\*(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){2,})",
+    "(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
+);
 
 /// One allowed origin, in canonical form: lower case, no default port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +32,8 @@ pub struct AllowedOrigin {
 /// Why an origin was refused; the sentence completes "allowedOrigins: `x` …".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OriginError {
-    /// Not `http://` or `https://` followed by a host.
-    #[error("must be scheme://host[:port] with scheme http or https")]
+    /// Not `http://` or `https://` followed by a host, or over 200 characters.
+    #[error("must be scheme://host[:port] with scheme http or https, at most 200 characters")]
     Shape,
     /// Paths, queries, user info and the like have no place in an origin.
     #[error("must not carry a path, query or user info")]
@@ -44,11 +52,11 @@ pub enum OriginError {
 impl AllowedOrigin {
     /// Parses and canonicalises one origin.
     pub fn parse(text: &str) -> Result<Self, OriginError> {
-        let lower = text.trim().to_ascii_lowercase();
-        if lower.len() > MAX_ORIGIN_LEN {
+        if text.len() > MAX_ORIGIN_LEN {
             return Err(OriginError::Shape);
         }
-        let (scheme, rest) = lower.split_once("://").ok_or(OriginError::Shape)?;
+        let (scheme, rest) = text.split_once("://").ok_or(OriginError::Shape)?;
+        let rest = rest.to_ascii_lowercase();
         let default_port = match scheme {
             "http" => "80",
             "https" => "443",
@@ -57,7 +65,7 @@ impl AllowedOrigin {
         if rest.contains(['/', '?', '#', '@', '\\']) || rest.contains(char::is_whitespace) {
             return Err(OriginError::Extra);
         }
-        let (host, port) = split_port(rest)?;
+        let (host, port) = split_port(&rest)?;
         let wildcard = host.starts_with("*.");
         if wildcard {
             let domain = &host[2..];
@@ -128,6 +136,7 @@ fn split_port(rest: &str) -> Result<(&str, Option<&str>), OriginError> {
     };
     if let Some(port) = port {
         let valid = !port.is_empty()
+            && !port.starts_with('0')
             && port.bytes().all(|b| b.is_ascii_digit())
             && port.parse::<u16>().is_ok_and(|p| p > 0);
         if !valid {
@@ -189,7 +198,7 @@ mod tests {
     #[test]
     fn exact_origins_are_canonical() {
         assert_eq!(
-            origin("HTTPS://Shop.Example").as_str(),
+            origin("https://Shop.Example").as_str(),
             "https://shop.example"
         );
         assert_eq!(
@@ -212,6 +221,8 @@ mod tests {
     fn malformed_origins_are_refused() {
         for (text, why) in [
             ("shop.example", OriginError::Shape),
+            ("HTTPS://shop.example", OriginError::Shape),
+            (" https://shop.example", OriginError::Shape),
             ("ftp://shop.example", OriginError::Shape),
             ("https://shop.example/", OriginError::Extra),
             ("https://shop.example/path", OriginError::Extra),
@@ -219,6 +230,7 @@ mod tests {
             ("https://shop..example", OriginError::Host),
             ("https://-shop.example", OriginError::Host),
             ("https://shop.example:0", OriginError::Port),
+            ("https://shop.example:08080", OriginError::Port),
             ("https://shop.example:99999", OriginError::Port),
             ("https://shop.example:", OriginError::Port),
             ("http://*.shop.example", OriginError::Wildcard),
@@ -259,7 +271,7 @@ mod tests {
 
     #[test]
     fn serde_round_trips_the_canonical_text() {
-        let parsed: AllowedOrigin = serde_json::from_str("\"HTTPS://A.example:443\"").unwrap();
+        let parsed: AllowedOrigin = serde_json::from_str("\"https://A.example:443\"").unwrap();
         assert_eq!(
             serde_json::to_string(&parsed).unwrap(),
             "\"https://a.example\""

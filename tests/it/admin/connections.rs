@@ -45,7 +45,10 @@ async fn connections_live_in_the_named_workspace(store: Store) {
     assert_eq!(reply.error(404, "NotFound"), "workspace does not exist");
 
     let admin_ws = admin.in_workspace(ws);
-    assert_eq!(admin_ws.connections().await.unwrap(), [created.clone()]);
+    assert_eq!(
+        admin_ws.connections().await.unwrap(),
+        std::slice::from_ref(&created)
+    );
     assert_eq!(admin_ws.get_connection(created.id).await.unwrap(), created);
     let other = admin.in_workspace(admin.workspace().await);
     let error = other.get_connection(created.id).await.unwrap_err();

@@ -55,7 +55,7 @@ async fn workspaces_are_created_listed_read_and_deleted(store: Store) {
     let ws = admin.create_workspace(" Shop ").await.unwrap();
     assert_eq!(ws.name, "Shop");
     assert!(ws.created_at.ends_with('Z'));
-    assert_eq!(admin.workspaces().await.unwrap(), [ws.clone()]);
+    assert_eq!(admin.workspaces().await.unwrap(), std::slice::from_ref(&ws));
     assert_eq!(admin.get_workspace(ws.id).await.unwrap(), ws);
     let (_, key) = admin.connection(ws.id, "sdk").await;
     admin.delete_workspace(ws.id).await.unwrap();

@@ -52,7 +52,10 @@ async fn seed_rules(app: &TestApp) {
         error.is(422, "SingleEventWriteKey"),
         "key cannot be deleted as it is the connection's only key"
     );
-    assert_eq!(admin.write_keys(conn).await.unwrap(), [first.clone()]);
+    assert_eq!(
+        admin.write_keys(conn).await.unwrap(),
+        std::slice::from_ref(&first)
+    );
 
     // Workspace and connection errors on every route.
     let path = format!("/v1/connections/{conn}/event-write-keys");
