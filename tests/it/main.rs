@@ -8,6 +8,7 @@ mod clients;
 mod fuzz;
 mod hardening;
 mod ingest;
+mod layers;
 mod limits;
 mod load;
 mod on_redis;
