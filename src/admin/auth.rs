@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
@@ -13,7 +13,7 @@ use http::HeaderMap;
 
 use super::error::AdminError;
 use super::Admin;
-use crate::control::Caller;
+use crate::control::{Caller, ControlError};
 use crate::model::Workspace;
 use crate::{net, secrets};
 
@@ -90,5 +90,29 @@ impl FromRequestParts<Arc<Admin>> for Scope {
         };
         let workspace = admin.control.scope(&caller, header).await?;
         Ok(Self { workspace })
+    }
+}
+
+/// A connection id of the path (`/v1/connections/{id}…`) in the request's workspace.
+/// A non-numeric id names a connection that does not exist.
+pub(crate) struct InConnection {
+    pub(crate) workspace: Workspace,
+    pub(crate) id: crate::model::Id,
+}
+
+impl FromRequestParts<Arc<Admin>> for InConnection {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
+        let Scope { workspace } = Scope::from_request_parts(parts, admin).await?;
+        let params = RawPathParams::from_request_parts(parts, admin)
+            .await
+            .map_err(|_| AdminError::NotFound("no such route"))?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .and_then(|(_, value)| value.parse().ok())
+            .ok_or(AdminError::Control(ControlError::ConnectionNotFound))?;
+        Ok(Self { workspace, id })
     }
 }

@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::auth::{InConnection, Scope};
 use super::error::{AdminError, ErrorBody};
-use super::extract::{path_id, some, Body};
+use super::extract::{some, Body};
 use super::views::{ConnectionList, ConnectionView};
-use super::{auth::Scope, Admin};
+use super::Admin;
 use crate::control::fields::{AllowedOrigins, ConnectionType, Name};
-use crate::control::{ConnectionChanges, ControlError};
+use crate::control::ConnectionChanges;
 
 /// A connection to create.
 #[derive(Deserialize, ToSchema)]
@@ -40,7 +41,6 @@ pub(crate) struct ConnectionUpdate {
 
 /// `POST /v1/connections`: sdk and webhook connections get their first write key.
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", request_body = NewConnection,
-    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404")),
     responses((status = 201, description = "created (sdk and webhook connections with their first key)", body = ConnectionView),
         (status = 404, description = "workspace does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]
@@ -59,7 +59,6 @@ pub(crate) async fn create(
 
 /// `GET /v1/connections`
 #[utoipa::path(get, path = "/v1/connections", tag = "connections",
-    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404")),
     responses((status = 200, description = "the workspace's connections, oldest first", body = ConnectionList),
         (status = 404, description = "workspace does not exist", body = ErrorBody)))]
 pub(crate) async fn list(
@@ -74,58 +73,52 @@ pub(crate) async fn list(
 
 /// `GET /v1/connections/{id}`
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
-    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
+    params(("id" = u32, Path)),
     responses((status = 200, description = "the connection", body = ConnectionView),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody)))]
 pub(crate) async fn get_one(
     State(admin): State<Arc<Admin>>,
-    scope: Scope,
-    Path(id): Path<String>,
+    at: InConnection,
 ) -> Result<Json<ConnectionView>, AdminError> {
-    let id = path_id(&id, ControlError::ConnectionNotFound)?;
-    let connection = admin.control.connection(&scope.workspace, id).await?;
+    let connection = admin.control.connection(&at.workspace, at.id).await?;
     Ok(Json(ConnectionView::from(&connection)))
 }
 
 /// `PUT /v1/connections/{id}`: changes `name` and `allowedOrigins`.
 #[utoipa::path(put, path = "/v1/connections/{id}", tag = "connections", request_body = ConnectionUpdate,
-    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
+    params(("id" = u32, Path)),
     responses((status = 200, description = "the changed connection", body = ConnectionView),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]
 pub(crate) async fn update(
     State(admin): State<Arc<Admin>>,
-    scope: Scope,
-    Path(id): Path<String>,
+    at: InConnection,
     Body(update): Body<ConnectionUpdate>,
 ) -> Result<Json<ConnectionView>, AdminError> {
-    let id = path_id(&id, ControlError::ConnectionNotFound)?;
     let changes = ConnectionChanges {
         name: update.name,
         allowed_origins: update.allowed_origins,
     };
     let connection = admin
         .control
-        .update_connection(&scope.workspace, id, changes)
+        .update_connection(&at.workspace, at.id, changes)
         .await?;
     Ok(Json(ConnectionView::from(&connection)))
 }
 
 /// `DELETE /v1/connections/{id}`: revokes all its keys.
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("Intake-Workspace" = Option<String>, Header, description = "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404"), ("id" = u32, Path)),
+    params(("id" = u32, Path)),
     responses((status = 204, description = "deleted; its keys are revoked"),
         (status = 404, description = "workspace or connection does not exist", body = ErrorBody),
         (status = 409, description = "the data kept changing; try again", body = ErrorBody)))]
 pub(crate) async fn delete_one(
     State(admin): State<Arc<Admin>>,
-    scope: Scope,
-    Path(id): Path<String>,
+    at: InConnection,
 ) -> Result<StatusCode, AdminError> {
-    let id = path_id(&id, ControlError::ConnectionNotFound)?;
     admin
         .control
-        .delete_connection(&scope.workspace, id)
+        .delete_connection(&at.workspace, at.id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,10 +2,11 @@
 //! annotations and the very request and response types they use, served at
 //! `GET /openapi.json`. Answers every authenticated route can give (401, 403, 429,
 //! 503) and every body route can give (400, 408, 413, 422) are added to each
-//! operation here, so that no route can forget one.
+//! operation here, so that no route can forget one; so is the `Intake-Workspace`
+//! header of the workspace-scoped routes.
 
 use axum::Json;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -81,6 +82,20 @@ const WITH_BODY: [(&str, &str); 4] = [
     ),
 ];
 
+/// The header naming the workspace a workspace-scoped route acts in.
+fn workspace_header() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("Intake-Workspace")
+        .parameter_in(ParameterIn::Header)
+        .description(Some(
+            "id of the workspace to act in (optional for workspace-restricted keys); any other value: 404",
+        ))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String),
+        ))
+        .build()
+}
+
 fn add_answers(operation: &mut Operation, answers: &[(&str, &str)]) {
     for (status, description) in answers {
         if operation.responses.responses.contains_key(*status) {
@@ -102,7 +117,8 @@ fn add_answers(operation: &mut Operation, answers: &[(&str, &str)]) {
 
 impl Modify for CommonAnswers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let scoped = path.starts_with("/v1/connections");
             let operations = [
                 &mut item.get,
                 &mut item.post,
@@ -119,6 +135,12 @@ impl Modify for CommonAnswers {
                 }
                 if operation.request_body.is_some() {
                     add_answers(operation, &WITH_BODY);
+                }
+                if scoped {
+                    operation
+                        .parameters
+                        .get_or_insert_with(Vec::new)
+                        .insert(0, workspace_header());
                 }
             }
         }

@@ -151,22 +151,34 @@ pub(crate) struct WhitelistedIps(pub(crate) Vec<IpNet>);
 
 impl<'de> Deserialize<'de> for WhitelistedIps {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let items = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
-        if items.len() > MAX_LIST {
-            return Err(serde::de::Error::custom(TooMany));
-        }
-        items
-            .iter()
-            .map(|item| {
-                net::parse_cidr(item).ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "`{item}` is not a valid IPv4/IPv6 address or CIDR block"
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map(Self)
+        capped_list(d, |item| {
+            net::parse_cidr(item).ok_or("is not a valid IPv4/IPv6 address or CIDR block")
+        })
+        .map(Self)
     }
+}
+
+/// A list of at most [`MAX_LIST`] strings (null: empty), each parsed by `parse`,
+/// without repeats.
+fn capped_list<'de, D, T, E>(d: D, parse: impl Fn(&str) -> Result<T, E>) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: PartialEq,
+    E: fmt::Display,
+{
+    let items = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
+    if items.len() > MAX_LIST {
+        return Err(serde::de::Error::custom(TooMany));
+    }
+    let mut parsed: Vec<T> = Vec::with_capacity(items.len());
+    for item in &items {
+        let value =
+            parse(item).map_err(|why| serde::de::Error::custom(format!("`{item}` {why}")))?;
+        if !parsed.contains(&value) {
+            parsed.push(value);
+        }
+    }
+    Ok(parsed)
 }
 
 /// Browser origins allowed to send with a connection's keys: at most 100, each
@@ -176,19 +188,7 @@ pub(crate) struct AllowedOrigins(pub(crate) Vec<AllowedOrigin>);
 
 impl<'de> Deserialize<'de> for AllowedOrigins {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let items = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
-        if items.len() > MAX_LIST {
-            return Err(serde::de::Error::custom(TooMany));
-        }
-        let mut origins: Vec<AllowedOrigin> = Vec::with_capacity(items.len());
-        for item in &items {
-            let origin = AllowedOrigin::parse(item)
-                .map_err(|why| serde::de::Error::custom(format!("`{item}` {why}")))?;
-            if !origins.contains(&origin) {
-                origins.push(origin);
-            }
-        }
-        Ok(Self(origins))
+        capped_list(d, AllowedOrigin::parse).map(Self)
     }
 }
 

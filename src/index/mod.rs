@@ -460,6 +460,7 @@ mod tests {
 
     #[test]
     fn origins_follow_snapshots_and_changes() {
+        use OriginVerdict::{Allowed, NoPolicy, Refused};
         let origin = |text: &str| AllowedOrigin::parse(text).unwrap();
         let index = KeyIndex::new(None);
         index.replace(Snapshot {
@@ -467,18 +468,17 @@ mod tests {
             origins: vec![(7, vec![origin("https://shop.example")]), (8, vec![])],
             ..Snapshot::default()
         });
-        assert_eq!(
-            index.origin_verdict(7, b"https://shop.example"),
-            OriginVerdict::Allowed
-        );
-        assert_eq!(
-            index.origin_verdict(7, b"https://evil.example"),
-            OriginVerdict::Refused
-        );
-        assert_eq!(
-            index.origin_verdict(8, b"https://evil.example"),
-            OriginVerdict::NoPolicy
-        );
+        let verdicts = |cases: &[(Id, &str, OriginVerdict)]| {
+            for (connection, text, wanted) in cases {
+                let got = index.origin_verdict(*connection, text.as_bytes());
+                assert_eq!(got, *wanted, "{connection} {text}");
+            }
+        };
+        verdicts(&[
+            (7, "https://shop.example", Allowed),
+            (7, "https://evil.example", Refused),
+            (8, "https://evil.example", NoPolicy),
+        ]);
         let set = |version, connection_id, origins| ChangeMessage {
             version,
             changes: vec![Change::OriginsSet {
@@ -487,23 +487,15 @@ mod tests {
             }],
         };
         index.apply(&set(2, 8, vec![origin("https://*.shop.example")]));
-        assert_eq!(
-            index.origin_verdict(8, b"https://www.shop.example"),
-            OriginVerdict::Allowed
-        );
-        assert_eq!(
-            index.origin_verdict(8, b"https://shop.example"),
-            OriginVerdict::Refused
-        );
+        verdicts(&[
+            (8, "https://www.shop.example", Allowed),
+            (8, "https://shop.example", Refused),
+        ]);
         index.apply(&set(3, 7, vec![]));
-        assert_eq!(
-            index.origin_verdict(7, b"https://evil.example"),
-            OriginVerdict::NoPolicy
-        );
-        assert_eq!(
-            index.origin_verdict(8, b"https://a.shop.example"),
-            OriginVerdict::Allowed
-        );
+        verdicts(&[
+            (7, "https://evil.example", NoPolicy),
+            (8, "https://a.shop.example", Allowed),
+        ]);
     }
 
     #[tokio::test]

@@ -111,11 +111,11 @@ async fn offsets_skip_from_the_cursor_and_saturate(store: Store) {
     for url in [
         "/v1/keys?offset=1000".to_string(),
         format!(
-            "/v1/keys?limit=3&startingAfter={}&offset=18446744073709551615",
+            "/v1/keys?limit=3&startingAfter={}&offset=9223372036854775807",
             all[4]
         ),
         format!(
-            "/v1/keys?limit=3&endingBefore={}&offset=18446744073709551615",
+            "/v1/keys?limit=3&endingBefore={}&offset=9223372036854775807",
             all[4]
         ),
     ] {
