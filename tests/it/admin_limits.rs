@@ -169,7 +169,7 @@ async fn a_full_disk_answers_admin_writes_with_503() {
         .unwrap()
         .len();
     let node = crate::support::Binary::start_limited(dir.path(), size + 64 * 1024);
-    let admin = node.admin.clone();
+    let admin = node.admin;
     // API keys with full allow-lists: about 4 KB each, so the database must grow.
     let ips: Vec<String> = (0..100)
         .map(|n| format!("2001:db8:{n:x}:ffff:ffff:ffff:ffff:0/112"))

@@ -92,10 +92,7 @@ async fn paging_visits_every_key_once_in_both_directions(store: Store) {
 async fn offsets_skip_from_the_cursor_and_saturate(store: Store) {
     let app = start(store).await;
     let (owner, all) = company_with_keys(&app.admin(), 30).await;
-    let ids = |url: String| {
-        let owner = owner.clone();
-        async move { owner.api_keys(&url).await.unwrap().ids() }
-    };
+    let ids = |url: String| async move { owner.api_keys(&url).await.unwrap().ids() };
     assert_eq!(ids("/v1/keys?limit=5&offset=3".into()).await, all[3..8]);
     let after = format!("/v1/keys?limit=5&offset=2&startingAfter={}", all[10]);
     assert_eq!(ids(after).await, all[13..18]);

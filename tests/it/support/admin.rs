@@ -102,11 +102,12 @@ impl KeyPage {
 }
 
 /// Admin calls with one API key (the operator's unless changed), optionally in one
-/// workspace (`Intake-Workspace`).
-#[derive(Clone, Debug)]
+/// workspace (`Intake-Workspace`). `Copy`, like the untyped helper it replaced, so
+/// that tests can pass it around freely (other keys are leaked: tests make few).
+#[derive(Clone, Copy, Debug)]
 pub struct AdminClient {
     pub addr: SocketAddr,
-    key: String,
+    key: &'static str,
     workspace: Option<u32>,
 }
 
@@ -114,7 +115,7 @@ impl AdminClient {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            key: API_KEY.into(),
+            key: API_KEY,
             workspace: None,
         }
     }
@@ -122,8 +123,8 @@ impl AdminClient {
     /// The same client acting with another API key.
     pub fn as_key(&self, key: &str) -> Self {
         Self {
-            key: key.into(),
-            ..self.clone()
+            key: Box::leak(key.to_string().into_boxed_str()),
+            ..*self
         }
     }
 
@@ -131,7 +132,7 @@ impl AdminClient {
     pub fn in_workspace(&self, workspace: u32) -> Self {
         Self {
             workspace: Some(workspace),
-            ..self.clone()
+            ..*self
         }
     }
 
@@ -194,10 +195,7 @@ impl AdminClient {
         workspace: Option<u32>,
         body: Option<Value>,
     ) -> Reply {
-        let client = Self {
-            workspace,
-            ..self.clone()
-        };
+        let client = Self { workspace, ..*self };
         client.request(method, path, body).await
     }
 

@@ -211,7 +211,7 @@ impl TestApp {
 
     /// The typed admin client, acting with the operator key.
     pub fn admin(&self) -> AdminClient {
-        self.admin.clone()
+        self.admin
     }
 
     /// Stops the app (within `grace`); its data dir, to start again on.
