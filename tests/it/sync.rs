@@ -14,6 +14,14 @@ use crate::on_redis::{accepts, on_redis};
 use crate::redis_server::RedisServer;
 use crate::support::{eventually, test_config, Binary, TestApp};
 
+/// Waits until `node` answers a track event with `key` with `status`.
+async fn until_answered(what: &str, node: &TestApp, key: &str, status: u16) {
+    eventually(what, Duration::from_secs(5), || async move {
+        accepts(node, key).await == status
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_made_on_one_node_works_on_the_others_and_dies_everywhere() {
     let redis = RedisServer::start().await;
@@ -26,55 +34,21 @@ async fn a_key_made_on_one_node_works_on_the_others_and_dies_everywhere() {
         200,
         "read your writes on the writing node"
     );
-    let key_ref = &key;
     for node in [&b, &c] {
-        eventually(
-            "the key reaches the other node",
-            Duration::from_secs(5),
-            move || async move { accepts(node, key_ref).await == 200 },
-        )
-        .await;
+        until_answered("the key reaches the other node", node, &key, 200).await;
     }
     // The admin API of another node sees the same data.
-    let listed = b
-        .admin
-        .call(
-            "GET",
-            &format!("/v1/connections/{conn}/event-write-keys"),
-            Some(ws),
-            None,
-        )
-        .await;
-    assert_eq!(listed.json(), json!({"keys": [key]}));
+    let on_b = b.admin().in_workspace(ws);
+    assert_eq!(
+        on_b.write_keys(conn).await.unwrap(),
+        std::slice::from_ref(&key)
+    );
     // Revoke on B (a second key first, so the connection keeps one).
-    let second = b
-        .admin
-        .call(
-            "POST",
-            &format!("/v1/connections/{conn}/event-write-keys"),
-            Some(ws),
-            None,
-        )
-        .await;
-    assert_eq!(second.status, 201);
-    let deleted = b
-        .admin
-        .call(
-            "DELETE",
-            &format!("/v1/connections/{conn}/event-write-keys/{key}"),
-            Some(ws),
-            None,
-        )
-        .await;
-    assert_eq!(deleted.status, 204);
+    on_b.add_write_key(conn).await.unwrap();
+    on_b.delete_write_key(conn, &key).await.unwrap();
     assert_eq!(accepts(&b, &key).await, 401);
     for node in [&a, &c] {
-        eventually(
-            "the revocation reaches the other node",
-            Duration::from_secs(5),
-            move || async move { accepts(node, key_ref).await == 401 },
-        )
-        .await;
+        until_answered("the revocation reaches the other node", node, &key, 401).await;
     }
 }
 
@@ -247,13 +221,7 @@ async fn a_version_gap_triggers_a_full_reload() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let app = &app;
-    eventually(
-        "the gap makes the node reload",
-        Duration::from_secs(5),
-        move || async move { accepts(app, planted).await == 200 },
-    )
-    .await;
+    until_answered("the gap makes the node reload", &app, planted, 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
