@@ -55,7 +55,7 @@ impl Tasks {
             name,
             running: self.running.clone(),
         };
-        self.tracker.spawn(async move {
+        self.tracker().spawn(async move {
             let _guard = guard;
             task.await;
         })
