@@ -26,11 +26,11 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo is required (https://rustup.rs
 # Debian's Chromium, Segment's Python SDK and Segment's Node SDK.
 install_debian_packages cc:gcc redis-server:redis-server nats-server:nats-server chromium:chromium node:nodejs npm:npm python3:python3
 
-# The client SDKs, pinned, installed inside the repo (target/ and node_modules are
-# ignored by git; nothing is cached outside the checkout).
+# The client SDKs and schemathesis, pinned, installed inside the repo (target/ and
+# node_modules are ignored by git; nothing is cached outside the checkout).
 CLIENTS=target/clients
-if ! "$CLIENTS/venv/bin/python" -c 'import segment.analytics' >/dev/null 2>&1; then
-  echo "== installing Segment's Python SDK into $CLIENTS/venv"
+if ! "$CLIENTS/venv/bin/python" -c 'import segment.analytics, schemathesis' >/dev/null 2>&1; then
+  echo "== installing Segment's Python SDK and schemathesis into $CLIENTS/venv"
   python3 -m venv "$CLIENTS/venv"
   "$CLIENTS/venv/bin/pip" install --quiet --cache-dir "$CLIENTS/pip-cache" -r tests/clients/requirements.txt
 fi

@@ -1,31 +1,32 @@
-//! Wiring: config → store → bootstrap key → index (loaded, then kept in sync) → sink →
-//! both listeners; and the one shutdown path: stop accepting, drain in-flight
-//! requests, flush the sink.
+//! Wiring: settings → store → index (loaded, then kept in sync) → bootstrap key → sink
+//! → both listeners, every long-lived task under one [`Tasks`]; and the one shutdown
+//! path: stop accepting, drain in-flight requests, flush the sink, wait for every task,
+//! all within one grace period, and log what actually happened.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, Admin};
-use crate::config::{parse_cidrs, Config, StoreBackend};
+use crate::admin::{self, Admin, AdminLimits, AuthFailures};
+use crate::config::{Settings, StoreBackend};
+use crate::control::{sync, Control};
 use crate::index::KeyIndex;
 use crate::ingest::origins::AllowedOrigins;
 use crate::ingest::{self, cors::Cors, settings::PublicUrl, ConnectionLimits, Ingest};
-use crate::limits::{self, AuthFailures, IpLimiter};
+use crate::limits::{self, IpLimiter};
 use crate::sink::{self, memory::MemorySink, Sink};
-use crate::store::{bootstrap, embedded::EmbeddedStore, redis::RedisStore, sync, Store};
+use crate::store::{embedded::EmbeddedStore, redis::RedisStore, Store};
+use crate::tasks::Tasks;
+
+pub use crate::tasks::Unfinished;
 use crate::telemetry::IngestMetrics;
 
-/// Time in-flight requests get to finish after a shutdown signal.
+/// Time a shutdown may take: draining requests, flushing the sink, stopping tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Failed admin authentications an address may make per minute before it gets 429.
-const ADMIN_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How often histogram samples are folded into buckets.
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 /// How often idle per-address limiter entries are dropped.
@@ -39,163 +40,194 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The API key generated at first start, if one was.
     pub generated_api_key: Option<String>,
-    shutdown: CancellationToken,
-    ingest_task: JoinHandle<()>,
-    admin_task: JoinHandle<()>,
-    background: Vec<JoinHandle<()>>,
+    tasks: Tasks,
+    listeners: Vec<JoinHandle<()>>,
     sink: Arc<Sink>,
-    /// The sink's writer, replayer and blocking tasks.
-    sink_tasks: TaskTracker,
+    index: Arc<KeyIndex>,
 }
 
-/// Starts everything; returns once both listeners accept connections.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    start_inner(config, None).await
+/// What a shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// Whether in-flight requests finished and the listeners closed in time.
+    pub drained: bool,
+    /// Whether the sink flushed and closed in time.
+    pub sink_flushed: bool,
+    /// Tasks still running when the grace period ended.
+    pub unfinished: Option<Unfinished>,
+}
+
+impl Stopped {
+    /// Whether everything finished within the grace period.
+    pub fn is_clean(&self) -> bool {
+        self.drained && self.sink_flushed && self.unfinished.is_none()
+    }
+}
+
+/// Starts everything; returns once both listeners accept connections. On an error,
+/// whatever was already started is stopped before the error is returned.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    start_inner(settings, None).await
 }
 
 /// Starts with an in-memory sink instead of the configured one (tests that need a
 /// sink fault without a real one).
-pub async fn start_with_sink(config: Config, sink: MemorySink) -> anyhow::Result<Running> {
-    start_inner(config, Some(sink)).await
+pub async fn start_with_sink(settings: Settings, sink: MemorySink) -> anyhow::Result<Running> {
+    start_inner(settings, Some(sink)).await
 }
 
-async fn start_inner(config: Config, memory_sink: Option<MemorySink>) -> anyhow::Result<Running> {
+async fn start_inner(settings: Settings, sink: Option<MemorySink>) -> anyhow::Result<Running> {
+    let tasks = Tasks::default();
+    match start_under(&settings, sink, &tasks).await {
+        Ok(running) => Ok(running),
+        Err(error) => {
+            tasks.cancel();
+            if let Err(unfinished) = tasks.wait(SHUTDOWN_GRACE).await {
+                tracing::warn!(?unfinished, "tasks still running after a failed start");
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn start_under(
+    settings: &Settings,
+    memory_sink: Option<MemorySink>,
+    tasks: &Tasks,
+) -> anyhow::Result<Running> {
     // The recorder first, so that the start-up load's gauges are kept.
     crate::telemetry::metrics_handle();
-    let data_dir = config.store.data_dir.clone();
-    let store: Arc<dyn Store> = match config.store.backend {
-        StoreBackend::Embedded => Arc::new(
-            EmbeddedStore::open(&data_dir)
-                .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?,
-        ),
-        StoreBackend::Redis => Arc::new(
-            RedisStore::connect(&config.store.redis_url)
-                .await
-                .with_context(|| {
-                    format!("store.redis_url: connecting to {}", config.store.redis_url)
-                })?,
-        ),
-    };
-    let generated_api_key = bootstrap::ensure_operator_key(
-        store.as_ref(),
-        config.admin.bootstrap_api_key.as_deref(),
-        &data_dir,
-    )
-    .await
-    .context("creating the bootstrap API key")?;
-
-    let shutdown = CancellationToken::new();
-    let make_limiter = limits::key_limiter_factory(&config.rate_limit)
+    let store = open_store(settings, tasks).await?;
+    let make_limiter = limits::key_limiter_factory(&settings.rate_limit)
         .map(|f| Box::new(f) as Box<dyn Fn() -> limits::KeyLimiter + Send + Sync>);
     let index = Arc::new(KeyIndex::new(make_limiter));
-    let sync_task = sync::start(
-        store.clone(),
-        index.clone(),
-        Duration::from_secs(config.store.resync_interval_secs),
-        shutdown.clone(),
-    )
-    .await
-    .context("loading the key index")?;
+    let resync = Duration::from_secs(settings.store.resync_interval_secs);
+    sync::start(store.clone(), index.clone(), resync, tasks)
+        .await
+        .context("loading the key index")?;
+    let control = Arc::new(Control::new(store, index.clone()));
+    let bootstrap = settings
+        .admin
+        .bootstrap_api_key
+        .as_ref()
+        .map(|k| k.expose());
+    let generated_api_key = control
+        .ensure_operator_key(bootstrap, &settings.store.data_dir)
+        .await
+        .context("making sure of the bootstrap API key")?;
 
-    let sink_tasks = TaskTracker::new();
     let sink = Arc::new(match memory_sink {
         Some(memory) => Sink::Memory(memory),
-        None => sink::open(&config, &sink_tasks).await?,
+        None => sink::open(settings, tasks.tracker()).await?,
     });
-
-    let ingest_listener = bind(&config.ingest.listen, "ingest.listen").await?;
-    let admin_listener = bind(&config.admin.listen, "admin.listen").await?;
+    let ingest_listener = bind(settings.ingest.listen, "ingest.listen").await?;
+    let admin_listener = bind(settings.admin.listen, "admin.listen").await?;
     let ingest_addr = ingest_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let ip_limiter = IpLimiter::new(&config.rate_limit);
-    let evict = ip_limiter.is_some();
-    let ingest = Arc::new(Ingest {
+    let ingest = ingest_state(settings, index.clone(), sink.clone())?;
+    let admin = Arc::new(Admin {
+        control,
         index: index.clone(),
         sink: sink.clone(),
-        max_request_bytes: config.ingest.max_request_bytes,
-        max_event_bytes: config.ingest.max_event_bytes,
-        limits: ConnectionLimits {
-            header_timeout: Duration::from_secs(config.ingest.header_read_timeout_secs),
-            max_connections: config.ingest.max_connections,
-            max_header_bytes: config.ingest.max_header_bytes,
-            send_timeout: Duration::from_secs(config.ingest.send_timeout_secs),
-            idle_timeout: Duration::from_secs(config.ingest.idle_timeout_secs),
-            max_age: Duration::from_secs(config.ingest.max_connection_age_secs),
-        },
-        body_timeout: Duration::from_secs(config.ingest.body_read_timeout_secs),
-        cors: Cors::new(
-            AllowedOrigins::parse(&config.ingest.cors_origins, true)
-                .map_err(|e| anyhow::anyhow!("ingest.cors_origins: {e}"))?,
+        trusted_proxies: settings.admin.trusted_proxies.clone(),
+        auth_failures: AuthFailures::new(
+            settings.admin.auth_failures_per_minute,
+            Duration::from_secs(60),
         ),
-        public_url: match &config.ingest.public_url {
-            Some(url) => Some(PublicUrl::parse(url).ok_or_else(|| {
-                anyhow::anyhow!("ingest.public_url: `{url}` is not an http:// or https:// URL")
-            })?),
-            None => None,
-        },
-        trusted_proxies: parse_cidrs(&config.ingest.trusted_proxies)
-            .map_err(|bad| anyhow::anyhow!("ingest.trusted_proxies: `{bad}` is not a CIDR"))?,
-        ip_limiter,
-        metrics: IngestMetrics::new(),
-        access_log: config.ingest.access_log,
+        body_timeout: Duration::from_secs(settings.ingest.body_read_timeout_secs),
     });
-    let admin_state = Arc::new(Admin {
-        store,
-        index,
-        sink: sink.clone(),
-        trusted_proxies: parse_cidrs(&config.admin.trusted_proxies)
-            .map_err(|bad| anyhow::anyhow!("admin.trusted_proxies: `{bad}` is not a CIDR"))?,
-        auth_failures: AuthFailures::new(ADMIN_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60)),
-    });
+    let admin_limits = AdminLimits {
+        header_timeout: Duration::from_secs(settings.ingest.header_read_timeout_secs),
+        max_connections: settings.admin.max_connections,
+    };
 
-    let mut background = vec![sync_task, tokio::spawn(metrics_upkeep(shutdown.clone()))];
-    if evict {
-        background.push(tokio::spawn(evict_idle_addresses(
-            ingest.clone(),
-            shutdown.clone(),
-        )));
+    tasks.spawn("metrics upkeep", metrics_upkeep(tasks.shutdown()));
+    if ingest.ip_limiter.is_some() {
+        tasks.spawn(
+            "address limiter eviction",
+            evict_idle_addresses(ingest.clone(), tasks.shutdown()),
+        );
     }
-    let ingest_task = tokio::spawn(ingest::serve(
-        ingest_listener,
-        ingest,
-        shutdown.clone(),
-        SHUTDOWN_GRACE,
-    ));
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, shutdown.clone()));
+    let listeners = vec![
+        tasks.spawn(
+            "ingest listener",
+            ingest::serve(ingest_listener, ingest, tasks.shutdown(), SHUTDOWN_GRACE),
+        ),
+        tasks.spawn(
+            "admin listener",
+            admin::serve(
+                admin_listener,
+                admin::router(admin),
+                admin_limits,
+                tasks.shutdown(),
+            ),
+        ),
+    ];
     tracing::info!(ingest = %ingest_addr, admin = %admin_addr, "intake is listening");
     Ok(Running {
         ingest_addr,
         admin_addr,
         generated_api_key,
-        shutdown,
-        ingest_task,
-        admin_task,
-        background,
+        tasks: tasks.clone(),
+        listeners,
         sink,
-        sink_tasks,
+        index,
     })
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, flushes the sink.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.ingest_task.await;
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.admin_task).await;
-        for task in self.background {
-            let _ = task.await;
+    /// The node's key index: what the ingest path reads (keys, origins).
+    pub fn index(&self) -> &KeyIndex {
+        &self.index
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes the sink and waits for
+    /// every task, all within the grace period; logs and returns what happened.
+    pub async fn stop(self) -> Stopped {
+        self.stop_within(SHUTDOWN_GRACE).await
+    }
+
+    /// [`Running::stop`] with another grace period.
+    pub async fn stop_within(self, grace: Duration) -> Stopped {
+        let deadline = Instant::now() + grace;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        self.tasks.cancel();
+        let listeners = async {
+            for listener in self.listeners {
+                let _ = listener.await;
+            }
+        };
+        let drained = tokio::time::timeout(left(), listeners).await.is_ok();
+        let sink_flushed = tokio::time::timeout(left(), self.sink.close())
+            .await
+            .is_ok();
+        let unfinished = self.tasks.wait(left()).await.err();
+        let stopped = Stopped {
+            drained,
+            sink_flushed,
+            unfinished,
+        };
+        if stopped.is_clean() {
+            tracing::info!(
+                "intake stopped cleanly: requests drained, sink flushed, every task ended"
+            );
+        } else {
+            tracing::warn!(
+                drained = stopped.drained,
+                sink_flushed = stopped.sink_flushed,
+                unfinished = ?stopped.unfinished,
+                grace_secs = grace.as_secs_f64(),
+                "intake stopped with work left after the grace period"
+            );
         }
-        self.sink.close().await;
-        self.sink_tasks.close();
-        self.sink_tasks.wait().await;
-        tracing::info!("intake stopped cleanly");
+        stopped
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down cleanly.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let running = start(config).await?;
+/// Runs until SIGTERM or SIGINT, then shuts down.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings).await?;
     wait_for_signal().await?;
     tracing::info!("shutdown signal received; draining");
     running.stop().await;
@@ -213,7 +245,63 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {
+async fn open_store(settings: &Settings, tasks: &Tasks) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match settings.store.backend {
+        StoreBackend::Embedded => {
+            let dir = &settings.store.data_dir;
+            Arc::new(EmbeddedStore::open(dir).with_context(|| {
+                format!(
+                    "store.data_dir: opening the embedded store in {}",
+                    dir.display()
+                )
+            })?)
+        }
+        StoreBackend::Redis => {
+            let url = &settings.store.redis_url;
+            Arc::new(
+                RedisStore::connect(url, tasks)
+                    .await
+                    .with_context(|| format!("store.redis_url: connecting to {url}"))?,
+            )
+        }
+    })
+}
+
+fn ingest_state(
+    settings: &Settings,
+    index: Arc<KeyIndex>,
+    sink: Arc<Sink>,
+) -> anyhow::Result<Arc<Ingest>> {
+    let config = &settings.ingest;
+    let cors_origins = AllowedOrigins::parse(&config.cors_origins, true)
+        .map_err(|e| anyhow::anyhow!("ingest.cors_origins: {e}"))?;
+    Ok(Arc::new(Ingest {
+        index,
+        sink,
+        max_request_bytes: config.max_request_bytes,
+        max_event_bytes: config.max_event_bytes,
+        limits: ConnectionLimits {
+            header_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_connections: config.max_connections,
+            max_header_bytes: config.max_header_bytes,
+            send_timeout: Duration::from_secs(config.send_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            max_age: Duration::from_secs(config.max_connection_age_secs),
+        },
+        body_timeout: Duration::from_secs(config.body_read_timeout_secs),
+        cors: Cors::new(cors_origins),
+        public_url: config
+            .public_url
+            .as_ref()
+            .and_then(|url| PublicUrl::parse(&url.to_string())),
+        trusted_proxies: config.trusted_proxies.clone(),
+        ip_limiter: IpLimiter::new(&settings.rate_limit),
+        metrics: IngestMetrics::new(),
+        access_log: config.access_log,
+    }))
+}
+
+async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("{setting}: cannot listen on {address}"))
@@ -221,7 +309,7 @@ async fn bind(address: &str, setting: &str) -> anyhow::Result<TcpListener> {
 
 /// Drains recorded histogram samples into their buckets, so that memory stays flat
 /// between scrapes.
-async fn metrics_upkeep(shutdown: CancellationToken) {
+async fn metrics_upkeep(shutdown: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(METRICS_UPKEEP_PERIOD);
     loop {
         tokio::select! {
@@ -231,7 +319,7 @@ async fn metrics_upkeep(shutdown: CancellationToken) {
     }
 }
 
-async fn evict_idle_addresses(ingest: Arc<Ingest>, shutdown: CancellationToken) {
+async fn evict_idle_addresses(ingest: Arc<Ingest>, shutdown: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(LIMITER_EVICTION_PERIOD);
     loop {
         tokio::select! {

@@ -6,25 +6,30 @@
 //! admin listener manages companies, workspaces, connections, write keys and API keys.
 //!
 //! ## Layout
-//! - [`config`]: settings, defaults, env overrides, validation.
-//! - [`app`]: wiring and the shutdown path.
-//! - [`index`]: the lock-free key index the hot path reads.
-//! - [`store`]: where keys live (embedded redb), the change feed and index sync.
-//! - [`ingest`]: the hyper service: routes, write keys, bodies, events, webhooks.
-//! - [`sink`]: envelopes and the durable log sink with group commit.
-//! - [`admin`]: the axum key-management API.
-//! - [`limits`], [`net`], [`secrets`], [`clock`], [`model`], [`telemetry`]: helpers.
+//! - [`config`]: the configuration as written, validated once into typed settings.
+//! - [`app`]: wiring, the task tracker and the one shutdown path.
+//! - [`ingest`] → [`index`] → [`sink`]: the hot path. The index answers key lookups
+//!   and origin checks from an immutable snapshot; [`index::feed`] is the change feed
+//!   it is built from.
+//! - `admin` → `control` → `store`: the control plane. The admin API parses typed
+//!   requests; the control layer decides every operation once and produces a plan;
+//!   the store (embedded redb, or Redis) only loads, reads and commits plans, feeding
+//!   the index its changes.
+//! - [`model`]: the records and shared types; `net`, `secrets`, [`clock`],
+//!   [`limits`], [`telemetry`]: helpers with no dependency on the layers above.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub(crate) mod control;
 pub mod index;
 pub mod ingest;
 pub mod limits;
 pub mod model;
-pub mod net;
-pub mod secrets;
+pub(crate) mod net;
+pub(crate) mod secrets;
 pub mod sink;
-pub mod store;
+pub(crate) mod store;
+pub(crate) mod tasks;
 pub mod telemetry;

@@ -2,11 +2,9 @@
 //! write key, owned by the key's index entry, and an optional keyed limiter per client
 //! address whose idle entries are evicted so that a flood of addresses cannot grow it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::StateInformationMiddleware;
@@ -104,56 +102,6 @@ impl IpLimiter {
     }
 }
 
-/// Failed admin authentications per client address, counted in fixed windows. Once
-/// an address reaches `max` failures in a window, all its admin requests get 429 until
-/// the window ends, so API keys cannot be guessed online. Guarded by a mutex: it sits
-/// on the admin path only, never on ingest.
-#[derive(Debug)]
-pub struct AuthFailures {
-    max: u32,
-    window: Duration,
-    /// Address → (window start, failures in it).
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-/// Addresses tracked before expired windows are swept.
-const AUTH_FAILURE_SWEEP_AT: usize = 10_000;
-
-impl AuthFailures {
-    /// At most `max` failures per `window` per address.
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Seconds until the address may try again, if it is blocked now.
-    pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
-        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let (start, failures) = windows.get(&ip)?;
-        let elapsed = start.elapsed();
-        (*failures >= self.max && elapsed < self.window)
-            .then(|| ceil_secs(self.window - elapsed).max(1))
-    }
-
-    /// Counts one failure of the address.
-    pub fn record(&self, ip: IpAddr) {
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() >= AUTH_FAILURE_SWEEP_AT {
-            let window = self.window;
-            windows.retain(|_, (start, _)| start.elapsed() < window);
-        }
-        let now = Instant::now();
-        let entry = windows.entry(ip).or_insert((now, 0));
-        if entry.0.elapsed() >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
-}
-
 fn quota(per_second: u32, burst: u32) -> Option<Quota> {
     let per_second = NonZeroU32::new(per_second)?;
     let burst = NonZeroU32::new(burst.max(1))?;
@@ -177,6 +125,7 @@ fn ceil_secs(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn config(per_key: u32, burst: u32, per_ip: u32) -> RateLimitConfig {
         RateLimitConfig {
@@ -203,22 +152,6 @@ mod tests {
     fn zero_turns_limits_off() {
         assert!(key_limiter_factory(&config(0, 10, 0)).is_none());
         assert!(IpLimiter::new(&config(1, 1, 0)).is_none());
-    }
-
-    #[test]
-    fn auth_failures_block_an_address_after_the_limit() {
-        let failures = AuthFailures::new(2, Duration::from_secs(60));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        failures.record(a);
-        assert_eq!(failures.blocked(a), None);
-        failures.record(a);
-        assert_eq!(failures.blocked(a), Some(60));
-        assert_eq!(failures.blocked(b), None);
-        let short = AuthFailures::new(1, Duration::from_millis(1));
-        short.record(a);
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(short.blocked(a), None);
     }
 
     #[test]

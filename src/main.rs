@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use intake::config::Config;
+use intake::config::{Config, Settings};
 
 /// Exit code for a bad configuration (EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -45,10 +45,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(mut config: Config) -> ExitCode {
-    if let Some(key) = &config.admin.bootstrap_api_key {
-        config.admin.bootstrap_api_key = Some(intake::secrets::redact(key));
-    }
+/// Prints the checked settings; `Settings` shows secrets and URL passwords redacted.
+fn check_config(config: Settings) -> ExitCode {
     match toml::to_string_pretty(&config) {
         Ok(text) => {
             println!("{text}");
@@ -61,7 +59,7 @@ fn check_config(mut config: Config) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Settings) -> ExitCode {
     intake::telemetry::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

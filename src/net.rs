@@ -1,13 +1,58 @@
-//! Client addresses: the peer address, or, when the peer is a trusted proxy, the
-//! nearest untrusted address of `X-Forwarded-For` (read right to left, so that a
-//! client cannot forge its address by prepending entries).
+//! IP addresses: the one canonical form every comparison uses (IPv4-mapped IPv6 as
+//! IPv4), address and CIDR parsing for settings and allow-lists, and the client
+//! address of a request: the peer, or, when the peer is a trusted proxy, the nearest
+//! untrusted address of `X-Forwarded-For` (read right to left, so that a client cannot
+//! forge its address by prepending entries).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use http::HeaderMap;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
-use crate::index::canonical_ip;
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One address or CIDR block, in canonical form: a bare address is a /32 or /128
+/// block, and an IPv4-mapped block (`::ffff:10.0.0.0/104`) is the IPv4 block it maps,
+/// so that it matches client addresses, which are canonicalised the same way.
+pub fn parse_cidr(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    let net = text
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))?;
+    Some(canonical_net(net))
+}
+
+fn canonical_net(net: IpNet) -> IpNet {
+    const MAPPED_PREFIX: u8 = 96;
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= MAPPED_PREFIX => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - MAPPED_PREFIX)
+                .map_or(net, |n| IpNet::V4(n.trunc())),
+            None => net,
+        },
+        other => other,
+    }
+}
+
+/// The bucket an address is counted in by per-address limits: an IPv4 address alone,
+/// an IPv6 address by its /64 (one subscriber's usual allocation), so that a client
+/// cannot escape a limit by rotating through the addresses of its own network.
+pub fn subscriber_of(ip: IpAddr) -> IpAddr {
+    match canonical_ip(ip) {
+        IpAddr::V6(v6) => {
+            let high = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(Ipv6Addr::from(high))
+        }
+        v4 => v4,
+    }
+}
 
 /// The address a request is attributed to.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
@@ -85,6 +130,28 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
         let h = headers(&["[2001:db8::1]:443"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn cidrs_accept_bare_addresses_and_canonicalise_mapped_ones() {
+        let parse = |s: &str| parse_cidr(s).map(|n| n.to_string());
+        assert_eq!(parse("10.0.0.0/8").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(parse("127.0.0.1").as_deref(), Some("127.0.0.1/32"));
+        assert_eq!(parse("::1").as_deref(), Some("::1/128"));
+        assert_eq!(parse("::ffff:127.0.0.1").as_deref(), Some("127.0.0.1/32"));
+        assert_eq!(parse("::ffff:10.1.0.0/104").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(parse("10.0.0.0/33"), None);
+        assert_eq!(parse("junk"), None);
+    }
+
+    #[test]
+    fn ipv6_subscribers_are_their_64() {
+        assert_eq!(
+            subscriber_of(ip("2001:db8:1:2:3:4:5:6")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(subscriber_of(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+        assert_eq!(subscriber_of(ip("10.0.0.1")), ip("10.0.0.1"));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! `X-API-Key`, looked up by SHA-256 digest in the index, then the key's IP allow-list.
 //! The caller, and the workspace it acts in, reach handlers as extractors.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
@@ -13,47 +13,15 @@ use http::HeaderMap;
 
 use super::error::AdminError;
 use super::Admin;
-use crate::index::ApiKeyAuth;
-use crate::model::{Id, Workspace};
+use crate::control::{Caller, ControlError};
+use crate::model::Workspace;
 use crate::{net, secrets};
 
 /// Header naming the workspace a request acts in.
-pub const WORKSPACE_HEADER: &str = "intake-workspace";
+const WORKSPACE_HEADER: &str = "intake-workspace";
 
-/// The authenticated caller of an admin request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The API key's authorisation.
-    pub key: Arc<ApiKeyAuth>,
-    /// The client address it was checked against.
-    pub ip: IpAddr,
-}
-
-impl Caller {
-    /// Operator-only routes (companies).
-    pub fn require_operator(&self) -> Result<(), AdminError> {
-        self.require_company_wide()?;
-        if !self.key.operator {
-            return Err(AdminError::Forbidden(
-                "only the operator company's API keys may manage companies".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Routes closed to workspace-restricted keys (API keys, companies).
-    pub fn require_company_wide(&self) -> Result<(), AdminError> {
-        if self.key.workspace_id.is_some() {
-            return Err(AdminError::Forbidden(
-                "this API key is restricted to one workspace".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Middleware: authenticates the request and stores the `Caller`.
-pub async fn authenticate(
+/// Middleware: authenticates the request and stores the [`Caller`].
+pub(crate) async fn authenticate(
     State(admin): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
@@ -79,11 +47,9 @@ pub async fn authenticate(
         ));
     };
     if !key.allows(ip) {
-        return Err(AdminError::Forbidden(format!(
-            "this API key may not be used from {ip}"
-        )));
+        return Err(AdminError::AddressRefused(ip));
     }
-    request.extensions_mut().insert(Caller { key, ip });
+    request.extensions_mut().insert(Caller::from(key.as_ref()));
     Ok(next.run(request).await)
 }
 
@@ -103,49 +69,50 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         parts
             .extensions
             .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| AdminError::Internal("route without authentication".into()))
+            .copied()
+            .ok_or(AdminError::Unauthorized("an API key is required"))
     }
 }
 
 /// The workspace a workspace-scoped request acts in, checked against the caller.
-pub struct InWorkspace {
-    /// The caller.
-    pub caller: Caller,
-    /// The workspace (the caller's company's).
-    pub workspace: Workspace,
+pub(crate) struct Scope {
+    pub(crate) workspace: Workspace,
 }
 
-impl FromRequestParts<Arc<Admin>> for InWorkspace {
+impl FromRequestParts<Arc<Admin>> for Scope {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
         let caller = Caller::from_request_parts(parts, admin).await?;
-        let named = match parts.headers.get(WORKSPACE_HEADER) {
+        let header = match parts.headers.get(WORKSPACE_HEADER) {
             None => None,
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.trim().parse::<Id>().ok())
-                    .ok_or_else(no_workspace)?,
-            ),
+            Some(value) => Some(value.to_str().unwrap_or("not a number")),
         };
-        let id = match (caller.key.workspace_id, named) {
-            (Some(own), Some(named)) if own != named => {
-                return Err(AdminError::Forbidden(
-                    "this API key is restricted to another workspace".into(),
-                ))
-            }
-            (Some(own), _) => own,
-            (None, Some(named)) => named,
-            (None, None) => return Err(no_workspace()),
-        };
-        let workspace = admin.store.get_workspace(caller.key.company_id, id).await?;
-        Ok(Self { caller, workspace })
+        let workspace = admin.control.scope(&caller, header).await?;
+        Ok(Self { workspace })
     }
 }
 
-fn no_workspace() -> AdminError {
-    AdminError::NotFound("workspace does not exist".into())
+/// A connection id of the path (`/v1/connections/{id}…`) in the request's workspace.
+/// A non-numeric id names a connection that does not exist.
+pub(crate) struct InConnection {
+    pub(crate) workspace: Workspace,
+    pub(crate) id: crate::model::Id,
+}
+
+impl FromRequestParts<Arc<Admin>> for InConnection {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
+        let Scope { workspace } = Scope::from_request_parts(parts, admin).await?;
+        let params = RawPathParams::from_request_parts(parts, admin)
+            .await
+            .map_err(|_| AdminError::NotFound("no such route"))?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .and_then(|(_, value)| value.parse().ok())
+            .ok_or(AdminError::Control(ControlError::ConnectionNotFound))?;
+        Ok(Self { workspace, id })
+    }
 }

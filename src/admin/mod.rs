@@ -1,70 +1,54 @@
 //! The admin listener (axum): key management for operators and tenants, plus health,
-//! readiness and (later) metrics. Every `/v1` route is authenticated by an API key;
-//! mutations answer once this node's index reflects them (read your writes).
+//! readiness, metrics and the OpenAPI document. Every `/v1` route is authenticated by
+//! an API key; handlers parse typed bodies, hand the operation to the control layer
+//! and render its result, so no rule lives here.
 
-pub mod api_keys;
-pub mod auth;
-pub mod companies;
-pub mod connections;
-pub mod error;
-pub mod openapi;
-pub mod ops;
-pub mod workspaces;
+mod api_keys;
+mod auth;
+mod auth_failures;
+mod companies;
+mod connections;
+mod error;
+mod extract;
+mod openapi;
+mod ops;
+mod server;
+mod views;
+mod workspaces;
+mod write_keys;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
-use bytes::Bytes;
 use ipnet::IpNet;
-use serde_json::{Map, Value};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
+use crate::control::Control;
 use crate::index::KeyIndex;
-use crate::limits::AuthFailures;
 use crate::sink::Sink;
-use crate::store::{Store, Written};
-use error::AdminError;
 
-/// How long a mutation waits for its own node's index before answering anyway.
-const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) use auth_failures::AuthFailures;
+pub(crate) use server::{serve, AdminLimits};
 
 /// Shared state of the admin handlers.
-pub struct Admin {
-    /// The source of truth.
-    pub store: Arc<dyn Store>,
-    /// For authentication and read-your-writes.
-    pub index: Arc<KeyIndex>,
+pub(crate) struct Admin {
+    /// Decides every operation.
+    pub(crate) control: Arc<Control>,
+    /// Authenticates API keys; readiness.
+    pub(crate) index: Arc<KeyIndex>,
     /// For readiness.
-    pub sink: Arc<Sink>,
+    pub(crate) sink: Arc<Sink>,
     /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Failed authentications per client address (online guessing guard).
-    pub auth_failures: AuthFailures,
-}
-
-impl Admin {
-    /// Waits until the index reflects a mutation, then hands back its value.
-    pub async fn settled<T>(&self, written: Written<T>) -> T {
-        if !self
-            .index
-            .wait_for_version(written.version, READ_YOUR_WRITES_TIMEOUT)
-            .await
-        {
-            tracing::warn!(
-                version = written.version,
-                "index did not reflect an admin write in time"
-            );
-        }
-        written.value
-    }
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    /// Failed authentications per client (online guessing guard).
+    pub(crate) auth_failures: AuthFailures,
+    /// Time allowed to send a request body.
+    pub(crate) body_timeout: Duration,
 }
 
 /// The admin routes.
-pub fn router(admin: Arc<Admin>) -> Router {
+pub(crate) fn router(admin: Arc<Admin>) -> Router {
     let api = Router::new()
         .route(
             "/v1/companies",
@@ -91,15 +75,17 @@ pub fn router(admin: Arc<Admin>) -> Router {
         )
         .route(
             "/v1/connections/{id}",
-            get(connections::get_one).delete(connections::delete_one),
+            get(connections::get_one)
+                .put(connections::update)
+                .delete(connections::delete_one),
         )
         .route(
             "/v1/connections/{id}/event-write-keys",
-            post(connections::add_key).get(connections::list_keys),
+            post(write_keys::add).get(write_keys::list),
         )
         .route(
             "/v1/connections/{id}/event-write-keys/{key}",
-            delete(connections::delete_key),
+            delete(write_keys::delete_one),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             admin.clone(),
@@ -114,56 +100,4 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(admin)
-}
-
-/// Serves the admin API until `shutdown`.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: CancellationToken) {
-    let app = router(admin).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!(%error, "admin listener failed");
-    }
-}
-
-/// Parses a JSON object body: 400 when it is not JSON or not an object.
-pub fn json_object(body: &Bytes) -> Result<Map<String, Value>, AdminError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(AdminError::BadRequest(
-            "the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(AdminError::BadRequest(format!(
-            "the body is not valid JSON: {e}"
-        ))),
-    }
-}
-
-/// A required string field of 1..=`max` characters (trimmed).
-pub fn required_text(
-    object: &Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<String, AdminError> {
-    let text = match object.get(field) {
-        None | Some(Value::Null) => {
-            return Err(AdminError::invalid(format!("{field} is required")))
-        }
-        Some(Value::String(s)) => s.trim(),
-        Some(_) => return Err(AdminError::invalid(format!("{field} must be a string"))),
-    };
-    let count = text.chars().count();
-    if count == 0 || count > max {
-        return Err(AdminError::invalid(format!(
-            "{field} must be 1 to {max} characters"
-        )));
-    }
-    Ok(text.to_string())
-}
-
-/// A numeric path id; anything else is the named object not existing.
-pub fn path_id(text: &str, what: &str) -> Result<crate::model::Id, AdminError> {
-    text.parse()
-        .map_err(|_| AdminError::NotFound(format!("{what} does not exist")))
 }

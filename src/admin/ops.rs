@@ -1,48 +1,51 @@
-//! Operations routes: liveness, readiness, and the JSON 404/405 of the admin listener.
+//! Operations routes: liveness, readiness, metrics, and the JSON 404/405 of the admin
+//! listener.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use serde_json::{json, Value};
 
-use super::error::AdminError;
+use super::error::{AdminError, ErrorBody};
+use super::views::{Health, Readiness};
 use super::Admin;
 use crate::sink::SinkState;
 
 /// `GET /healthz`: the process is up.
-#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "the process is up", body = crate::admin::openapi::StatusBody)))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "the process is up", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
-/// `GET /readyz`: the index is loaded and the sink takes writes. A sink that spools
-/// (its backend unreachable) still takes writes durably: 200, with `"sink":"spooling"`.
-#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "index loaded, sink writable", body = crate::admin::openapi::StatusBody), (status = 503, description = "not ready", body = crate::admin::openapi::ErrorBody)))]
-pub async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, AdminError> {
+/// `GET /readyz`: the index is loaded, the store reachable, the sink takes writes. A
+/// sink that spools (its backend unreachable) still takes writes durably: 200, with
+/// `"sink":"spooling"`.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "index loaded, store reachable, sink writable", body = Readiness),
+        (status = 503, description = "not ready; the message says why", body = ErrorBody)))]
+pub(crate) async fn readyz(State(admin): State<Arc<Admin>>) -> Result<Json<Readiness>, AdminError> {
     if !admin.index.is_loaded() {
-        return Err(AdminError::Unavailable(
-            "the key index is not loaded yet".into(),
-        ));
+        return Err(AdminError::NotReady("the key index is not loaded yet"));
     }
-    if !admin.store.is_healthy() {
-        return Err(AdminError::Unavailable(
-            "the store is unreachable; serving the last key index, admin writes refused".into(),
+    if !admin.control.store_is_healthy() {
+        return Err(AdminError::NotReady(
+            "the store is unreachable; serving the last key index, admin writes refused",
         ));
     }
     let sink = admin.sink.state();
     if sink == SinkState::Refusing {
-        return Err(AdminError::Unavailable(
-            "the event sink refuses writes".into(),
-        ));
+        return Err(AdminError::NotReady("the event sink refuses writes"));
     }
-    Ok(Json(
-        json!({"status": "ready", "version": admin.index.version(), "sink": sink.name()}),
-    ))
+    Ok(Json(Readiness {
+        status: "ready",
+        version: admin.index.version(),
+        sink: sink.name(),
+    }))
 }
 
 /// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::IntoResponse {
+pub(crate) async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::IntoResponse {
     let body = crate::telemetry::render(admin.index.update_age().as_secs_f64());
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -51,11 +54,11 @@ pub async fn metrics(State(admin): State<Arc<Admin>>) -> impl axum::response::In
 }
 
 /// Unknown admin path.
-pub async fn not_found() -> AdminError {
-    AdminError::NotFound("no such route".into())
+pub(crate) async fn not_found() -> AdminError {
+    AdminError::NotFound("no such route")
 }
 
 /// Known admin path, wrong method.
-pub async fn method_not_allowed() -> AdminError {
+pub(crate) async fn method_not_allowed() -> AdminError {
     AdminError::MethodNotAllowed
 }

@@ -22,8 +22,9 @@ use super::answer::{json_answer, Answer, IngestError};
 use super::dispatch::{admit, check_ip, OriginScope};
 use super::routes::Endpoint;
 use super::{auth, Ingest};
-use crate::index::{canonical_ip, KeyTarget};
+use crate::index::KeyTarget;
 use crate::model::EventSource;
+use crate::net::canonical_ip;
 
 /// Longest `Host` a settings document echoes (a DNS name and a port).
 const MAX_HOST_LEN: usize = 260;

@@ -28,7 +28,7 @@ use anyhow::Context;
 use thiserror::Error;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, SinkBackend};
+use crate::config::{Settings, SinkBackend};
 
 pub use batch::Batch;
 
@@ -162,28 +162,32 @@ impl Sink {
 }
 
 /// Opens the configured sink; its background tasks run on `tasks`.
-pub async fn open(config: &Config, tasks: &TaskTracker) -> anyhow::Result<Sink> {
-    Ok(match config.sink.backend {
+pub async fn open(settings: &Settings, tasks: &TaskTracker) -> anyhow::Result<Sink> {
+    let spool_dir = &settings.sink.spool_dir;
+    Ok(match settings.sink.backend {
         SinkBackend::Log => {
-            let dir = config.store.data_dir.join("events");
+            let dir = settings.store.data_dir.join("events");
             Sink::Log(
-                log::open(&dir, config.sink.segment_bytes, tasks)
+                log::open(&dir, settings.sink.segment_bytes, tasks)
                     .with_context(|| format!("opening the event log in {}", dir.display()))?,
             )
         }
         SinkBackend::Redis => {
-            let backend = redis::RedisBackend::new(&config.store.redis_url, &config.sink.stream)
-                .context("sink: opening the Redis stream sink")?;
+            let backend = redis::RedisBackend::new(
+                settings.store.redis_url.connection_info(),
+                &settings.sink.stream,
+            )
+            .context("sink: opening the Redis stream sink")?;
             Sink::Redis(
-                spooled::open(backend, &config.spool_dir(), false, tasks)
+                spooled::open(backend, spool_dir, false, tasks)
                     .await
                     .context("sink: opening the spool of the Redis stream sink")?,
             )
         }
         SinkBackend::Nats => {
-            let (backend, reachable) = nats::NatsBackend::connect(&config.sink).await?;
+            let (backend, reachable) = nats::NatsBackend::connect(&settings.sink).await?;
             Sink::Nats(
-                spooled::open(backend, &config.spool_dir(), !reachable, tasks)
+                spooled::open(backend, spool_dir, !reachable, tasks)
                     .await
                     .context("sink: opening the spool of the NATS sink")?,
             )

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::nats_url::{nats_servers, server_addresses, Credentials};
 use super::spooled::{Backend, BackendError};
 use super::{Batch, Written};
-use crate::config::SinkConfig;
+use crate::config::SinkSettings;
 use crate::model::Id;
 
 /// Subjects intake publishes to; a stream must cover every one of them.
@@ -73,7 +73,7 @@ impl NatsBackend {
     /// Connects to `sink.nats_url` and makes sure the stream is usable. Returns the
     /// backend and whether NATS answered; a stream that exists with other subjects is
     /// a start-up error.
-    pub async fn connect(sink: &SinkConfig) -> anyhow::Result<(Self, bool)> {
+    pub async fn connect(sink: &SinkSettings) -> anyhow::Result<(Self, bool)> {
         let urls = nats_servers(sink);
         let shown: Vec<String> = urls.iter().map(|u| crate::secrets::redact_url(u)).collect();
         let (servers, credentials) = server_addresses(&urls)?;
@@ -248,7 +248,7 @@ struct EventHead<'a> {
 }
 
 /// The stream intake creates when it is missing.
-fn stream_config(sink: &SinkConfig) -> StreamConfig {
+fn stream_config(sink: &SinkSettings) -> StreamConfig {
     StreamConfig {
         name: sink.nats_stream.clone(),
         subjects: vec![SUBJECTS.to_string()],

@@ -2,16 +2,14 @@
 //! not take credentials from URLs, and would print a URL's password in its debug logs,
 //! so they leave the URLs here and go to the client as options.
 
-use crate::config::SinkConfig;
+use crate::config::SinkSettings;
 
-/// The NATS servers of `sink.nats_url` (comma-separated). The one place that reads the
-/// setting, so that a typed list can replace it.
-pub fn nats_servers(sink: &SinkConfig) -> Vec<String> {
+/// The NATS servers of `sink.nats_url`, as written (credentials included: for the
+/// client only).
+pub fn nats_servers(sink: &SinkSettings) -> Vec<String> {
     sink.nats_url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .iter()
+        .map(|server| server.as_str().to_string())
         .collect()
 }
 
@@ -121,10 +119,12 @@ mod tests {
 
     #[test]
     fn servers_are_read_from_the_comma_separated_setting() {
-        let sink = SinkConfig {
-            nats_url: "nats://a:4222, nats://u:p@b:4222,".into(),
-            ..SinkConfig::default()
-        };
-        assert_eq!(nats_servers(&sink), ["nats://a:4222", "nats://u:p@b:4222"]);
+        let mut config = crate::config::Config::default();
+        config.sink.nats_url = "nats://a:4222, nats://u:p@b:4222".into();
+        let settings = config.validate().unwrap();
+        assert_eq!(
+            nats_servers(&settings.sink),
+            ["nats://a:4222", "nats://u:p@b:4222"]
+        );
     }
 }

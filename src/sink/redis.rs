@@ -22,7 +22,7 @@ pub struct RedisBackend {
 
 impl RedisBackend {
     /// Connects lazily: a Redis that is down at start-up means spooling, not failing.
-    pub fn new(url: &str, stream: &str) -> Result<Self, redis::RedisError> {
+    pub fn new(url: redis::ConnectionInfo, stream: &str) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;
-mod api_keys;
+mod admin_limits;
 mod browser_routes;
 mod browsers;
 mod clients;
@@ -11,6 +11,7 @@ mod connections;
 mod fuzz;
 mod hardening;
 mod ingest;
+mod layers;
 mod limits;
 mod load;
 mod nats;
@@ -20,5 +21,7 @@ mod on_redis;
 mod openapi;
 mod process;
 mod redis_server;
+mod shutdown;
 mod sink_faults;
 mod support;
+mod sync;

@@ -87,7 +87,7 @@ async fn a_stream_that_does_not_take_intakes_subjects_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     on_nats(&nats)(&mut config);
-    let error = intake::app::start(config)
+    let error = intake::app::start(config.validate().unwrap())
         .await
         .err()
         .expect("the start fails");

@@ -154,3 +154,50 @@ async fn sigterm_finishes_in_flight_requests_and_exits_0() {
     );
     load::assert_none_lost(&tally.acknowledged(), &logged_events(dir.path()));
 }
+
+#[test]
+fn passwords_in_urls_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let redis_url = format!("redis://:hunter2secret@127.0.0.1:{port}/0");
+    let nats_url = "nats://app:hunter2secret@127.0.0.1:4222";
+    let with_urls = |command: &mut Command| {
+        command
+            .current_dir(dir.path())
+            .env("INTAKE_STORE__DATA_DIR", dir.path())
+            .env("INTAKE_STORE__REDIS_URL", &redis_url)
+            .env("INTAKE_SINK__NATS_URL", nats_url)
+            .env("INTAKE_INGEST__LISTEN", "127.0.0.1:0")
+            .env("INTAKE_ADMIN__LISTEN", "127.0.0.1:0");
+    };
+    let mut check = intake();
+    with_urls(&mut check);
+    let out = check.arg("check-config").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.contains(&format!("redis://:***@127.0.0.1:{port}/0")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("nats://app:***@127.0.0.1:4222"),
+        "{printed}"
+    );
+    // A store that cannot be reached: the start-up error and every log line.
+    let mut serve = intake();
+    with_urls(&mut serve);
+    let out = serve
+        .env("INTAKE_STORE__BACKEND", "redis")
+        .env("RUST_LOG", "debug")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("store.redis_url"), "{stderr}");
+    for text in [printed.as_str(), &stderr] {
+        assert!(!text.contains("hunter2secret"), "{text}");
+    }
+}

@@ -8,22 +8,23 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::feed::FeedItem;
-use super::{Store, StoreError};
+use crate::index::feed::FeedItem;
 use crate::index::{ApplyOutcome, KeyIndex};
+use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 
 /// Pause before retrying a failed load, doubled up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Loads the index once (so that the node starts with every key), then keeps it in
-/// step in a background task until `shutdown`.
-pub async fn start(
+/// step in a task under `tasks` until shutdown.
+pub(crate) async fn start(
     store: Arc<dyn Store>,
     index: Arc<KeyIndex>,
     resync_every: Duration,
-    shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    tasks: &Tasks,
+) -> Result<(), StoreError> {
     let feed = store.subscribe();
     let started = std::time::Instant::now();
     index.replace(store.load().await?);
@@ -33,13 +34,12 @@ pub async fn start(
         write_keys = index.write_key_count(),
         "key index loaded"
     );
-    Ok(tokio::spawn(follow(
-        store,
-        index,
-        feed,
-        resync_every,
-        shutdown,
-    )))
+    let shutdown = tasks.shutdown();
+    tasks.spawn(
+        "key index sync",
+        follow(store, index, feed, resync_every, shutdown),
+    );
+    Ok(())
 }
 
 async fn follow(

@@ -1,5 +1,9 @@
 //! Test support: the real intake started in-process on loopback port 0 with its own
-//! data dir, or as the built binary; a small HTTP client; admin shortcuts.
+//! data dir, or as the built binary; a small HTTP client; the typed admin client.
+
+mod admin;
+
+pub use admin::AdminClient;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +15,7 @@ use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Full};
 use intake::app::Running;
 use intake::config::Config;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 
@@ -173,100 +177,13 @@ pub fn basic(key: &str) -> String {
     )
 }
 
-/// Admin calls, shared by in-process apps and binaries.
-#[derive(Clone, Copy)]
-pub struct AdminClient {
-    pub addr: SocketAddr,
-}
-
-impl AdminClient {
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        workspace: Option<u32>,
-        body: Option<Value>,
-    ) -> Reply {
-        self.call_as(API_KEY, method, path, workspace, body).await
-    }
-
-    pub async fn call_as(
-        &self,
-        key: &str,
-        method: &str,
-        path: &str,
-        workspace: Option<u32>,
-        body: Option<Value>,
-    ) -> Reply {
-        let auth = format!("Bearer {key}");
-        let ws = workspace.map(|w| w.to_string());
-        let mut headers = vec![("authorization", auth.as_str())];
-        if let Some(ws) = &ws {
-            headers.push(("intake-workspace", ws.as_str()));
-        }
-        let body = match body {
-            Some(v) => {
-                headers.push(("content-type", "application/json"));
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        send(self.addr, method, path, &headers, body).await
-    }
-
-    pub async fn workspace(&self) -> u32 {
-        let reply = self
-            .call(
-                "POST",
-                "/v1/workspaces",
-                None,
-                Some(json!({"name": "Test"})),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-        reply.json()["id"].as_u64().unwrap() as u32
-    }
-
-    /// A connection of the type, and its first write key (if it has keys).
-    pub async fn connection(&self, workspace: u32, kind: &str) -> (u32, Option<String>) {
-        let reply = self
-            .call(
-                "POST",
-                "/v1/connections",
-                Some(workspace),
-                Some(json!({"name": "c", "type": kind})),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-        let id = reply.json()["id"].as_u64().unwrap() as u32;
-        let keys = self
-            .call(
-                "GET",
-                &format!("/v1/connections/{id}/event-write-keys"),
-                Some(workspace),
-                None,
-            )
-            .await;
-        let key =
-            (keys.status == 200).then(|| keys.json()["keys"][0].as_str().unwrap().to_string());
-        (id, key)
-    }
-
-    /// A workspace with an sdk connection; its write key.
-    pub async fn sdk_key(&self) -> (u32, u32, String) {
-        let ws = self.workspace().await;
-        let (id, key) = self.connection(ws, "sdk").await;
-        (ws, id, key.unwrap())
-    }
-}
-
 /// intake running inside the test process.
 pub struct TestApp {
     pub dir: TempDir,
     pub ingest: SocketAddr,
     pub admin: AdminClient,
     /// Kept so the listeners live as long as the test.
-    _running: Running,
+    running: Option<Running>,
 }
 
 impl TestApp {
@@ -275,35 +192,55 @@ impl TestApp {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        Self::launch(adjust, None).await
+        Self::start_in(tempfile::tempdir().unwrap(), adjust).await
     }
 
     /// Starts with an in-memory sink the test keeps a handle of (to make it refuse).
     pub async fn start_with_sink(sink: intake::sink::memory::MemorySink) -> Self {
-        Self::launch(|_| {}, Some(sink)).await
+        Self::launch(tempfile::tempdir().unwrap(), |_| {}, Some(sink)).await
+    }
+
+    /// Starts on an existing data dir (a restart of a stopped app).
+    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::launch(dir, adjust, None).await
     }
 
     async fn launch(
+        dir: TempDir,
         adjust: impl FnOnce(&mut Config),
         sink: Option<intake::sink::memory::MemorySink>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         adjust(&mut config);
-        config.validate().expect("test config is valid");
+        let settings = config.validate().expect("test config is valid");
         let running = match sink {
-            Some(sink) => intake::app::start_with_sink(config, sink).await,
-            None => intake::app::start(config).await,
+            Some(sink) => intake::app::start_with_sink(settings, sink).await,
+            None => intake::app::start(settings).await,
         }
         .expect("intake starts");
         Self {
             ingest: running.ingest_addr,
-            admin: AdminClient {
-                addr: running.admin_addr,
-            },
-            _running: running,
+            admin: AdminClient::new(running.admin_addr),
+            running: Some(running),
             dir,
         }
+    }
+
+    /// The node's key index, as the ingest path sees it.
+    pub fn index(&self) -> &intake::index::KeyIndex {
+        self.running.as_ref().expect("running").index()
+    }
+
+    /// The typed admin client, acting with the operator key.
+    pub fn admin(&self) -> AdminClient {
+        self.admin
+    }
+
+    /// Stops the app (within `grace`); its data dir, to start again on.
+    pub async fn stop(mut self, grace: Duration) -> (TempDir, intake::app::Stopped) {
+        let running = self.running.take().expect("running");
+        let stopped = running.stop_within(grace).await;
+        (self.dir, stopped)
     }
 
     pub async fn post(
@@ -347,8 +284,23 @@ impl Binary {
     /// Starts `intake serve` on `data_dir` and waits for its listening line.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+        command.arg("serve");
+        Self::launch(command, data_dir, extra_env)
+    }
+
+    /// Starts `intake serve` with files limited to `max_file_bytes` (`prlimit`), with
+    /// SIGXFSZ ignored, so that writing past it fails as on a full disk.
+    pub fn start_limited(data_dir: &Path, max_file_bytes: u64) -> Self {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={max_file_bytes} -- \"$0\" serve",
+        ));
+        command.arg(env!("CARGO_BIN_EXE_intake"));
+        Self::launch(command, data_dir, &[])
+    }
+
+    fn launch(mut command: Command, data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         command
-            .arg("serve")
             .env("INTAKE_INGEST__LISTEN", "127.0.0.1:0")
             .env("INTAKE_ADMIN__LISTEN", "127.0.0.1:0")
             .env("INTAKE_ADMIN__BOOTSTRAP_API_KEY", API_KEY)
@@ -388,9 +340,7 @@ impl Binary {
         Self {
             child,
             ingest: fields["ingest"].as_str().unwrap().parse().unwrap(),
-            admin: AdminClient {
-                addr: fields["admin"].as_str().unwrap().parse().unwrap(),
-            },
+            admin: AdminClient::new(fields["admin"].as_str().unwrap().parse().unwrap()),
             log,
         }
     }

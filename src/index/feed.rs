@@ -1,10 +1,14 @@
-//! The change feed: what every store hands the key index. A full `Snapshot` at load,
-//! then `ChangeMessage`s numbered by a store-wide version. The embedded store sends
-//! them over a channel; the Redis store publishes the same JSON on `intake:changes`.
+//! The change feed the index is built from: a full [`Snapshot`] at load, then
+//! [`ChangeMessage`]s numbered by the store-wide version. The embedded store sends them
+//! over a channel; the Redis store publishes the same JSON on `intake:changes`. Both
+//! are built by serde from these types, on the writing side only.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{ApiKeyAuth, KeyTarget, WriteKeyBytes};
+use super::WriteKeyBytes;
+use crate::model::{AllowedOrigin, ApiKeyAuth, Id, KeyTarget};
 
 /// One change to what the index holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +36,13 @@ pub enum Change {
         /// Hex SHA-256 of the secret.
         hash: String,
     },
+    /// A connection's allowed origins changed; empty when it has none (or is gone).
+    OriginsSet {
+        /// The connection.
+        connection_id: Id,
+        /// Its allowed origins.
+        origins: Vec<AllowedOrigin>,
+    },
 }
 
 /// The changes of one mutation, with the store version it produced.
@@ -52,13 +63,15 @@ pub struct Snapshot {
     pub write_keys: Vec<(WriteKeyBytes, KeyTarget)>,
     /// Every active API key.
     pub api_keys: Vec<ApiKeyAuth>,
+    /// The allowed origins of every connection that has any.
+    pub origins: Vec<(Id, Vec<AllowedOrigin>)>,
 }
 
 /// What a change-feed subscriber receives.
 #[derive(Debug, Clone)]
-pub enum FeedItem {
+pub(crate) enum FeedItem {
     /// A mutation's changes.
-    Changes(std::sync::Arc<ChangeMessage>),
-    /// The feed lost track (reconnect, overflow): reload in full.
+    Changes(Arc<ChangeMessage>),
+    /// The feed lost track (reconnect, overflow, unreadable message): reload in full.
     Resync,
 }

@@ -1,27 +1,31 @@
 //! The lock-free key index: write key → target (workspace, connection, kind) for the
 //! ingest hot path, and API key digest → authorisation for the admin listener.
 //!
+//! It also answers, for the ingest path, which browser origins a key's connection
+//! allows.
+//!
 //! Readers load an immutable snapshot through `ArcSwap` (no lock, no await). Writers
 //! (only the sync task) build a new snapshot and swap it in. To keep a write cheap on
 //! a million keys, a snapshot is a large shared `base` map plus a small `overlay` of
 //! recent changes; the overlay is folded into a new base once it grows past
 //! `OVERLAY_LIMIT`, so a write costs O(overlay) and, amortised, O(base / limit).
 
+pub mod feed;
+
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::limits::{KeyLimiter, Throttled};
-use crate::model::{EventSource, Id};
+use crate::model::{AllowedOrigin, ApiKeyAuth, EventSource, Id};
 use crate::secrets::{self, ApiKeyHash, WRITE_KEY_LEN};
-use crate::store::feed::{Change, ChangeMessage, Snapshot};
+use feed::{Change, ChangeMessage, Snapshot};
+
+pub use crate::model::KeyTarget;
 
 /// Overlay size at which it is folded into the base map.
 const OVERLAY_LIMIT: usize = 4096;
@@ -32,18 +36,6 @@ pub type WriteKeyBytes = [u8; WRITE_KEY_LEN];
 /// The index form of a write key; `None` when it cannot be one (wrong length).
 pub fn write_key_bytes(key: &str) -> Option<WriteKeyBytes> {
     key.as_bytes().try_into().ok()
-}
-
-/// Where a write key's events go and which routes it may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyTarget {
-    /// Workspace of the connection.
-    pub workspace_id: Id,
-    /// Connection the key belongs to.
-    pub connection_id: Id,
-    /// SDK or webhook routes.
-    pub source: EventSource,
 }
 
 /// What the index holds for a known key.
@@ -57,40 +49,6 @@ struct KeyEntry {
     limiter: OnceLock<Box<KeyLimiter>>,
 }
 
-/// What the admin listener needs to authorise a request made with an API key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKeyAuth {
-    /// Key id (not secret).
-    pub id: String,
-    /// Hex SHA-256 of the secret.
-    pub hash: String,
-    /// Owner company.
-    pub company_id: Id,
-    /// Set when the key is restricted to one workspace.
-    pub workspace_id: Option<Id>,
-    /// Allowed client addresses; empty allows all.
-    pub whitelisted_ips: Vec<IpNet>,
-    /// Whether the key belongs to the operator company.
-    pub operator: bool,
-}
-
-impl ApiKeyAuth {
-    /// Whether a client address may use this key.
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.whitelisted_ips.is_empty() || self.whitelisted_ips.iter().any(|n| n.contains(&ip))
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The verdict on a request's write key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -102,6 +60,17 @@ pub enum Admission {
     WrongSource(EventSource),
     /// Over its budget.
     Throttled(Throttled),
+}
+
+/// Whether a browser origin may send with a connection's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginVerdict {
+    /// The connection names no origins: `ingest.cors_origins` decides.
+    NoPolicy,
+    /// The origin is one the connection allows.
+    Allowed,
+    /// The connection names origins, and this is not one of them.
+    Refused,
 }
 
 /// How an incoming change message related to the index's version.
@@ -124,6 +93,8 @@ struct Tables {
     overlay: HashMap<WriteKeyBytes, Option<Arc<KeyEntry>>>,
     /// API keys are few; the whole map is copied on change.
     api_keys: Arc<HashMap<ApiKeyHash, Arc<ApiKeyAuth>>>,
+    /// Allowed origins of the connections that name any (few); copied on change.
+    origins: Arc<HashMap<Id, Box<[AllowedOrigin]>>>,
 }
 
 /// The shared index. Cheap to read from any thread; written by the sync task.
@@ -153,14 +124,9 @@ impl KeyIndex {
         }
     }
 
-    /// Where a key's events go: no lock, no allocation, no await, and no write to
-    /// shared memory (the target is copied out under the snapshot guard).
-    pub fn lookup(&self, key: &str) -> Option<KeyTarget> {
-        self.with_entry(key, |entry| entry.target)
-    }
-
     /// The hot-path check of a request's key: known, allowed on this kind of route,
-    /// within its budget.
+    /// within its budget. No lock, no allocation, no await, and no write to shared
+    /// memory but the key's own budget (the target is copied out under the guard).
     pub fn admit(&self, key: &str, route: EventSource) -> Admission {
         self.with_entry(key, |entry| {
             if entry.target.source != route {
@@ -178,6 +144,12 @@ impl KeyIndex {
         .unwrap_or(Admission::Unknown)
     }
 
+    /// Where a key's events go, without taking from its budget (preflights and the
+    /// settings documents, which only need to know the key): no lock, no allocation.
+    pub fn lookup(&self, key: &str) -> Option<KeyTarget> {
+        self.with_entry(key, |entry| entry.target)
+    }
+
     fn with_entry<R>(&self, key: &str, f: impl FnOnce(&KeyEntry) -> R) -> Option<R> {
         let bytes: &WriteKeyBytes = key.as_bytes().try_into().ok()?;
         let tables = self.tables.load();
@@ -188,8 +160,20 @@ impl KeyIndex {
         Some(f(entry))
     }
 
+    /// Whether a request's `Origin` header value may send with `connection`'s keys:
+    /// one snapshot load and a scan of that connection's few origins; no lock, no
+    /// allocation, no store access.
+    pub fn origin_verdict(&self, connection: Id, origin: &[u8]) -> OriginVerdict {
+        let tables = self.tables.load();
+        match tables.origins.get(&connection) {
+            None => OriginVerdict::NoPolicy,
+            Some(allowed) if allowed.iter().any(|a| a.matches(origin)) => OriginVerdict::Allowed,
+            Some(_) => OriginVerdict::Refused,
+        }
+    }
+
     /// Authorisation for an API key, by the digest of the presented secret.
-    pub fn api_key(&self, presented: &str) -> Option<Arc<ApiKeyAuth>> {
+    pub(crate) fn api_key(&self, presented: &str) -> Option<Arc<ApiKeyAuth>> {
         if !secrets::is_api_key_shape(presented) {
             return None;
         }
@@ -212,7 +196,7 @@ impl KeyIndex {
     }
 
     /// Time since the index last changed or was reloaded.
-    pub fn update_age(&self) -> Duration {
+    pub(crate) fn update_age(&self) -> Duration {
         self.updated
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -226,7 +210,7 @@ impl KeyIndex {
     }
 
     /// Whether a full load has happened.
-    pub fn is_loaded(&self) -> bool {
+    pub(crate) fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
 
@@ -236,7 +220,7 @@ impl KeyIndex {
     }
 
     /// Waits until the index reflects `version`; false on timeout.
-    pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
+    pub(crate) async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
         let mut rx = self.version.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|v| *v >= version))
             .await
@@ -255,11 +239,18 @@ impl KeyIndex {
             .into_iter()
             .filter_map(|a| Some((secrets::hash_from_hex(&a.hash)?, Arc::new(a))))
             .collect();
+        let origins = snapshot
+            .origins
+            .into_iter()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(id, list)| (id, list.into_boxed_slice()))
+            .collect();
         self.tables.store(Arc::new(Tables {
             version: snapshot.version,
             base: Arc::new(base),
             overlay: HashMap::new(),
             api_keys: Arc::new(api_keys),
+            origins: Arc::new(origins),
         }));
         self.loaded.store(true, Ordering::Release);
         self.touched(snapshot.version);
@@ -277,6 +268,7 @@ impl KeyIndex {
         }
         let mut overlay = current.overlay.clone();
         let mut api_keys = None;
+        let mut origins = None;
         for change in &message.changes {
             match change {
                 Change::WriteKeyAdded { key, target } => {
@@ -301,6 +293,17 @@ impl KeyIndex {
                         map.remove(&hash);
                     }
                 }
+                Change::OriginsSet {
+                    connection_id,
+                    origins: list,
+                } => {
+                    let map = origins.get_or_insert_with(|| (*current.origins).clone());
+                    if list.is_empty() {
+                        map.remove(connection_id);
+                    } else {
+                        map.insert(*connection_id, list.clone().into_boxed_slice());
+                    }
+                }
             }
         }
         let (base, overlay) = if overlay.len() > OVERLAY_LIMIT {
@@ -315,6 +318,9 @@ impl KeyIndex {
             api_keys: api_keys
                 .map(Arc::new)
                 .unwrap_or_else(|| current.api_keys.clone()),
+            origins: origins
+                .map(Arc::new)
+                .unwrap_or_else(|| current.origins.clone()),
         }));
         self.touched(message.version);
         ApplyOutcome::Applied
@@ -359,6 +365,14 @@ mod tests {
         format!("{n:032}")
     }
 
+    /// What the hot path sees for a key (limits off).
+    fn lookup(index: &KeyIndex, key: &str) -> Option<KeyTarget> {
+        match index.admit(key, EventSource::Sdk) {
+            Admission::Admitted(target) => Some(target),
+            _ => None,
+        }
+    }
+
     fn added(version: u64, n: usize) -> ChangeMessage {
         ChangeMessage {
             version,
@@ -376,21 +390,21 @@ mod tests {
         index.replace(Snapshot {
             version: 5,
             write_keys: vec![(write_key_bytes(&key(1)).unwrap(), target(1))],
-            api_keys: vec![],
+            ..Snapshot::default()
         });
         assert!(index.is_loaded());
-        assert_eq!(index.lookup(&key(1)).unwrap(), target(1));
-        assert!(index.lookup(&key(2)).is_none());
-        assert!(index.lookup("short").is_none());
+        assert_eq!(lookup(&index, &key(1)).unwrap(), target(1));
+        assert!(lookup(&index, &key(2)).is_none());
+        assert!(lookup(&index, "short").is_none());
 
         assert_eq!(index.apply(&added(6, 2)), ApplyOutcome::Applied);
-        assert_eq!(index.lookup(&key(2)).unwrap(), target(2));
+        assert_eq!(lookup(&index, &key(2)).unwrap(), target(2));
         let revoke = ChangeMessage {
             version: 7,
             changes: vec![Change::WriteKeyRevoked { key: key(1) }],
         };
         assert_eq!(index.apply(&revoke), ApplyOutcome::Applied);
-        assert!(index.lookup(&key(1)).is_none());
+        assert!(lookup(&index, &key(1)).is_none());
         assert_eq!(index.write_key_count(), 1);
         assert_eq!(index.version(), 7);
     }
@@ -404,7 +418,7 @@ mod tests {
         });
         assert_eq!(index.apply(&added(10, 1)), ApplyOutcome::Stale);
         assert_eq!(index.apply(&added(12, 1)), ApplyOutcome::Gap);
-        assert!(index.lookup(&key(1)).is_none());
+        assert!(lookup(&index, &key(1)).is_none());
     }
 
     #[test]
@@ -416,7 +430,7 @@ mod tests {
         }
         assert_eq!(index.write_key_count(), OVERLAY_LIMIT + 10);
         for n in [0, OVERLAY_LIMIT / 2, OVERLAY_LIMIT + 9] {
-            assert!(index.lookup(&key(n)).is_some(), "{n}");
+            assert!(lookup(&index, &key(n)).is_some(), "{n}");
         }
     }
 
@@ -434,8 +448,8 @@ mod tests {
         let index = KeyIndex::new(None);
         index.replace(Snapshot {
             version: 1,
-            write_keys: vec![],
             api_keys: vec![auth.clone()],
+            ..Snapshot::default()
         });
         let found = index.api_key(&secret).unwrap();
         assert!(found.allows("10.1.2.3".parse().unwrap()));
@@ -448,6 +462,46 @@ mod tests {
         };
         index.apply(&revoke);
         assert!(index.api_key(&secret).is_none());
+    }
+
+    #[test]
+    fn origins_follow_snapshots_and_changes() {
+        use OriginVerdict::{Allowed, NoPolicy, Refused};
+        let origin = |text: &str| AllowedOrigin::parse(text).unwrap();
+        let index = KeyIndex::new(None);
+        index.replace(Snapshot {
+            version: 1,
+            origins: vec![(7, vec![origin("https://shop.example")]), (8, vec![])],
+            ..Snapshot::default()
+        });
+        let verdicts = |cases: &[(Id, &str, OriginVerdict)]| {
+            for (connection, text, wanted) in cases {
+                let got = index.origin_verdict(*connection, text.as_bytes());
+                assert_eq!(got, *wanted, "{connection} {text}");
+            }
+        };
+        verdicts(&[
+            (7, "https://shop.example", Allowed),
+            (7, "https://evil.example", Refused),
+            (8, "https://evil.example", NoPolicy),
+        ]);
+        let set = |version, connection_id, origins| ChangeMessage {
+            version,
+            changes: vec![Change::OriginsSet {
+                connection_id,
+                origins,
+            }],
+        };
+        index.apply(&set(2, 8, vec![origin("https://*.shop.example")]));
+        verdicts(&[
+            (8, "https://www.shop.example", Allowed),
+            (8, "https://shop.example", Refused),
+        ]);
+        index.apply(&set(3, 7, vec![]));
+        verdicts(&[
+            (7, "https://evil.example", NoPolicy),
+            (8, "https://a.shop.example", Allowed),
+        ]);
     }
 
     #[tokio::test]
