@@ -15,8 +15,7 @@ use crate::admin::{self, Admin, AdminLimits, AuthFailures};
 use crate::config::{Settings, StoreBackend};
 use crate::control::{sync, Control};
 use crate::index::KeyIndex;
-use crate::ingest::origins::AllowedOrigins;
-use crate::ingest::{self, cors::Cors, settings::PublicUrl, ConnectionLimits, Ingest};
+use crate::ingest::{self, cors::Cors, ConnectionLimits, Ingest};
 use crate::limits::{self, IpLimiter};
 use crate::sink::{self, memory::MemorySink, Sink};
 use crate::store::{embedded::EmbeddedStore, redis::RedisStore, Store};
@@ -273,8 +272,6 @@ fn ingest_state(
     sink: Arc<Sink>,
 ) -> anyhow::Result<Arc<Ingest>> {
     let config = &settings.ingest;
-    let cors_origins = AllowedOrigins::parse(&config.cors_origins, true)
-        .map_err(|e| anyhow::anyhow!("ingest.cors_origins: {e}"))?;
     Ok(Arc::new(Ingest {
         index,
         sink,
@@ -289,11 +286,8 @@ fn ingest_state(
             max_age: Duration::from_secs(config.max_connection_age_secs),
         },
         body_timeout: Duration::from_secs(config.body_read_timeout_secs),
-        cors: Cors::new(cors_origins),
-        public_url: config
-            .public_url
-            .as_ref()
-            .and_then(|url| PublicUrl::parse(&url.to_string())),
+        cors: Cors::new(config.cors_origins.clone()),
+        public_url: config.public_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         ip_limiter: IpLimiter::new(&settings.rate_limit),
         metrics: IngestMetrics::new(),

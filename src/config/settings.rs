@@ -12,6 +12,7 @@ use super::{
     AdminConfig, Config, ConfigError, DedupConfig, IngestConfig, RateLimitConfig, SinkBackend,
     SinkConfig, StoreBackend, StoreConfig,
 };
+use crate::model::AllowedOrigins;
 use crate::net;
 use crate::secrets::{self, Secret};
 
@@ -44,7 +45,7 @@ pub struct IngestSettings {
     /// Events one request may carry.
     pub max_events_per_request: usize,
     /// Origins allowed by CORS when a connection names none; `["*"]` allows all.
-    pub cors_origins: Vec<String>,
+    pub cors_origins: AllowedOrigins,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Seconds to send the request head; also bounds an idle keep-alive connection.
@@ -218,13 +219,10 @@ impl IngestConfig {
                 "must be greater than 0",
             );
         }
-        if self.cors_origins.iter().any(|o| o.trim().is_empty()) {
-            problems.check(false, "ingest.cors_origins", "an origin must not be empty");
-        } else if let Err(e) =
-            crate::ingest::origins::AllowedOrigins::parse(&self.cors_origins, true)
-        {
-            problems.check(false, "ingest.cors_origins", &e.to_string());
-        }
+        let cors_origins = problems.parsed(
+            "ingest.cors_origins",
+            AllowedOrigins::parse(&self.cors_origins, true).map_err(|e| e.to_string()),
+        );
         let public_url = self.public_url.as_deref().map(PublicUrl::parse).transpose();
         let listen = problems.parsed("ingest.listen", address(&self.listen));
         let trusted_proxies =
@@ -237,7 +235,7 @@ impl IngestConfig {
             max_request_bytes: self.max_request_bytes,
             max_event_bytes: self.max_event_bytes,
             max_events_per_request: self.max_events_per_request,
-            cors_origins: self.cors_origins.clone(),
+            cors_origins: cors_origins?,
             header_read_timeout_secs: self.header_read_timeout_secs,
             body_read_timeout_secs: self.body_read_timeout_secs,
             max_connections: self.max_connections,

@@ -195,7 +195,7 @@ fn defaults_match_the_contract_and_are_typed() {
     assert_eq!(c.ingest.max_request_bytes, 512_000);
     assert_eq!(c.ingest.max_event_bytes, 32_768);
     assert_eq!(c.ingest.max_events_per_request, 2_500);
-    assert_eq!(c.ingest.cors_origins, vec!["*".to_string()]);
+    assert_eq!(c.ingest.cors_origins, crate::model::AllowedOrigins::any());
     assert_eq!(c.ingest.public_url, None);
     assert_eq!(c.admin.listen, "127.0.0.1:9090".parse().unwrap());
     assert_eq!(c.admin.max_connections, 1_024);
@@ -234,8 +234,8 @@ fn values_are_parsed_once_into_types() {
         .collect();
     assert_eq!(proxies, ["10.0.0.0/8", "127.0.0.1/32"]);
     assert_eq!(
-        c.ingest.public_url.unwrap().uri().host(),
-        Some("intake.shop.example")
+        c.ingest.public_url.unwrap().host_and_path(),
+        "intake.shop.example"
     );
     assert_eq!(c.sink.backend, SinkBackend::Nats);
     assert_eq!(c.sink.nats_url[1].uri().port_u16(), Some(4223));
@@ -282,7 +282,7 @@ fn env_overrides_file() {
     .unwrap();
     assert_eq!(c.ingest.listen, "127.0.0.1:18080".parse().unwrap());
     assert_eq!(c.ingest.max_event_bytes, 100);
-    assert_eq!(c.ingest.cors_origins, vec!["https://a.example".to_string()]);
+    assert_eq!(c.ingest.cors_origins.to_string(), "https://a.example");
     let e = load_with("", &[("INTAKE_SINK__COLOUR", "red")]).unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");
 }
@@ -295,4 +295,20 @@ fn every_problem_is_reported_at_once() {
     )
     .unwrap_err();
     assert_eq!(e.0.len(), 4, "{e}");
+}
+
+#[test]
+fn public_urls_split_into_scheme_and_host_path() {
+    let url = PublicUrl::parse("https://intake.shop.example/").unwrap();
+    assert_eq!(
+        (url.scheme(), url.host_and_path()),
+        ("https", "intake.shop.example")
+    );
+    let url = PublicUrl::parse("http://10.0.0.1:8080/t/").unwrap();
+    assert_eq!(
+        (url.scheme(), url.host_and_path()),
+        ("http", "10.0.0.1:8080/t")
+    );
+    assert!(PublicUrl::parse("ftp://x").is_err());
+    assert!(PublicUrl::parse("/relative").is_err());
 }

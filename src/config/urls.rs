@@ -104,31 +104,48 @@ impl Serialize for NatsServer {
     }
 }
 
-/// `ingest.public_url`: an `http://` or `https://` URL with a host.
+/// `ingest.public_url`: an `http://` or `https://` URL with a host, split once into
+/// what the settings documents show.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicUrl(http::Uri);
+pub struct PublicUrl {
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// Host, port and path prefix, without a trailing `/`: `intake.shop.example/t`.
+    host_and_path: String,
+}
 
 impl PublicUrl {
     /// Parses the URL; anything but http(s) with a host is refused.
-    pub(super) fn parse(text: &str) -> Result<Self, String> {
-        text.parse::<http::Uri>()
-            .ok()
-            .filter(|uri| {
-                matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
-            })
-            .map(Self)
-            .ok_or_else(|| format!("`{text}` is not an http:// or https:// URL"))
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let refused = || format!("`{text}` is not an http:// or https:// URL");
+        let uri = text.parse::<http::Uri>().map_err(|_| refused())?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => return Err(refused()),
+        };
+        let authority = uri.authority().ok_or_else(refused)?;
+        let path = uri.path().trim_end_matches('/');
+        Ok(Self {
+            scheme,
+            host_and_path: format!("{authority}{path}"),
+        })
     }
 
-    /// The parsed URL.
-    pub fn uri(&self) -> &http::Uri {
-        &self.0
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// Host, port and path prefix, without a trailing `/`.
+    pub fn host_and_path(&self) -> &str {
+        &self.host_and_path
     }
 }
 
 impl fmt::Display for PublicUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        write!(f, "{}://{}", self.scheme, self.host_and_path)
     }
 }
 

@@ -15,7 +15,8 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 use super::answer::Answer;
-use super::origins::AllowedOrigins;
+use crate::index::OriginVerdict;
+use crate::model::AllowedOrigins;
 
 /// Methods every ingest route allows a browser to use.
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
@@ -39,19 +40,18 @@ impl Cors {
         Self { global }
     }
 
-    /// The list for a request: the connection's when it names any origin, else the
-    /// global one.
-    pub fn list<'a>(&'a self, connection: Option<&'a AllowedOrigins>) -> &'a AllowedOrigins {
-        connection.filter(|c| !c.is_empty()).unwrap_or(&self.global)
-    }
-
-    /// Whether a request may proceed: it has no `Origin`, or an allowed one.
-    pub fn admits(
-        &self,
-        connection: Option<&AllowedOrigins>,
-        origin: Option<&HeaderValue>,
-    ) -> bool {
-        origin.is_none_or(|o| self.list(connection).allows(o.as_bytes()))
+    /// Whether a request may proceed: it has no `Origin` (a server), or one its key's
+    /// connection allows, or (the connection naming none) one `ingest.cors_origins`
+    /// allows.
+    pub fn admits(&self, verdict: OriginVerdict, origin: Option<&HeaderValue>) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        match verdict {
+            OriginVerdict::NoPolicy => self.global.allows(origin.as_bytes()),
+            OriginVerdict::Allowed => true,
+            OriginVerdict::Refused => false,
+        }
     }
 
     /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when it depends on the
@@ -60,11 +60,10 @@ impl Cors {
         &self,
         answer: &mut Answer,
         origin: Option<&HeaderValue>,
-        connection: Option<&AllowedOrigins>,
+        verdict: OriginVerdict,
     ) {
-        let list = self.list(connection);
         let headers = answer.headers_mut();
-        if list.allows_any() {
+        if verdict == OriginVerdict::NoPolicy && self.global.allows_any() {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
@@ -72,17 +71,17 @@ impl Cors {
             return;
         }
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(origin) = origin.filter(|o| list.allows(o.as_bytes())) {
+        if let Some(origin) = origin.filter(|o| self.admits(verdict, Some(o))) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
     }
 
     /// The 204 answer to a preflight: methods, headers and max age when the origin is
     /// allowed (or absent), nothing when it is not. `decorate` adds the origin.
-    pub fn preflight(&self, request: &HeaderMap, connection: Option<&AllowedOrigins>) -> Answer {
+    pub fn preflight(&self, request: &HeaderMap, verdict: OriginVerdict) -> Answer {
         let mut answer = Response::new(Full::new(Bytes::new()));
         *answer.status_mut() = StatusCode::NO_CONTENT;
-        if !self.admits(connection, request.get(header::ORIGIN)) {
+        if !self.admits(verdict, request.get(header::ORIGIN)) {
             return answer;
         }
         let headers = answer.headers_mut();
@@ -149,7 +148,7 @@ mod tests {
                 "anonymousid,authorization,content-type,rsa-retry-attempt,sentat, X-Retry-Count",
             ),
         ]);
-        let answer = cors.preflight(&request, None);
+        let answer = cors.preflight(&request, OriginVerdict::NoPolicy);
         assert_eq!(answer.status(), 204);
         assert_eq!(
             get(&answer, "access-control-allow-headers"),
@@ -182,7 +181,7 @@ mod tests {
         }
         let cors = Cors::new(AllowedOrigins::any());
         let request = headers(&[("access-control-request-headers", "bad header")]);
-        let answer = cors.preflight(&request, None);
+        let answer = cors.preflight(&request, OriginVerdict::NoPolicy);
         assert_eq!(
             get(&answer, "access-control-allow-headers"),
             Some(DEFAULT_ALLOW_HEADERS)
@@ -196,8 +195,8 @@ mod tests {
             ("origin", "https://evil.example"),
             ("access-control-request-headers", "authorization"),
         ]);
-        let mut answer = cors.preflight(&request, None);
-        cors.decorate(&mut answer, request.get("origin"), None);
+        let mut answer = cors.preflight(&request, OriginVerdict::NoPolicy);
+        cors.decorate(&mut answer, request.get("origin"), OriginVerdict::NoPolicy);
         assert_eq!(answer.status(), 204);
         for name in [
             "access-control-allow-origin",
@@ -209,34 +208,31 @@ mod tests {
     }
 
     #[test]
-    fn the_connections_list_replaces_the_global_one() {
+    fn the_connections_verdict_replaces_the_global_list() {
+        use OriginVerdict::{Allowed, NoPolicy, Refused};
         let cors = Cors::new(AllowedOrigins::any());
-        let connection = AllowedOrigins::parse(&["https://*.shop.example"], false).unwrap();
-        let allowed = HeaderValue::from_static("https://www.shop.example");
-        let other = HeaderValue::from_static("https://evil.example");
-        assert!(cors.admits(Some(&connection), Some(&allowed)));
-        assert!(!cors.admits(Some(&connection), Some(&other)));
-        assert!(cors.admits(Some(&connection), None), "no Origin: a server");
-        assert!(cors.admits(None, Some(&other)), "global *");
-        let empty = AllowedOrigins::default();
-        assert!(cors.admits(Some(&empty), Some(&other)), "empty defers");
+        let page = HeaderValue::from_static("https://www.shop.example");
+        assert!(cors.admits(Allowed, Some(&page)));
+        assert!(!cors.admits(Refused, Some(&page)));
+        assert!(cors.admits(Refused, None), "no Origin: a server");
+        assert!(cors.admits(NoPolicy, Some(&page)), "global *");
 
         let mut answer = Response::new(Full::new(Bytes::new()));
-        cors.decorate(&mut answer, Some(&allowed), Some(&connection));
+        cors.decorate(&mut answer, Some(&page), Allowed);
         assert_eq!(
             get(&answer, "access-control-allow-origin"),
             Some("https://www.shop.example")
         );
         assert_eq!(get(&answer, "vary"), Some("Origin"));
         let mut answer = Response::new(Full::new(Bytes::new()));
-        cors.decorate(&mut answer, Some(&other), Some(&connection));
+        cors.decorate(&mut answer, Some(&page), Refused);
         assert_eq!(get(&answer, "access-control-allow-origin"), None);
         let mut answer = Response::new(Full::new(Bytes::new()));
-        cors.decorate(&mut answer, Some(&other), None);
+        cors.decorate(&mut answer, Some(&page), NoPolicy);
         assert_eq!(get(&answer, "access-control-allow-origin"), Some("*"));
 
         let request = headers(&[("origin", "https://evil.example")]);
-        let answer = cors.preflight(&request, Some(&connection));
+        let answer = cors.preflight(&request, Refused);
         assert_eq!(get(&answer, "access-control-allow-methods"), None);
     }
 }

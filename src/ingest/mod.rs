@@ -11,8 +11,8 @@ pub mod body;
 pub mod cors;
 pub mod dispatch;
 pub mod events;
+mod gate;
 mod listener;
-pub mod origins;
 pub mod pixel;
 pub mod routes;
 pub mod settings;
@@ -29,14 +29,13 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::clock;
-use crate::index::{Admission, KeyIndex, KeyTarget};
+use crate::index::{KeyIndex, KeyTarget};
 use crate::limits::IpLimiter;
-use crate::model::EventSource;
 use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
 use answer::{Answer, IngestError};
 use cors::Cors;
-use dispatch::{admit, check_ip, OriginScope};
+use gate::{admit, check_ip, OriginScope};
 use routes::{Endpoint, Route};
 
 /// Everything a request needs, shared by all connections.
@@ -75,16 +74,11 @@ pub async fn handle(ingest: &Ingest, request: Request<Incoming>, peer: SocketAdd
     let endpoint = Endpoint::parse(request.uri().path());
     let route_label = route_label(endpoint.as_ref(), request.method());
     let method = request.method().clone();
-    let mut scope = OriginScope {
-        origin: request.headers().get(http::header::ORIGIN).cloned(),
-        connection: None,
-    };
+    let mut scope = OriginScope::new(request.headers().get(http::header::ORIGIN).cloned());
     let mut answer = dispatch::dispatch(ingest, endpoint, request, peer, &mut scope).await;
-    ingest.cors.decorate(
-        &mut answer,
-        scope.origin.as_ref(),
-        scope.connection.as_deref(),
-    );
+    ingest
+        .cors
+        .decorate(&mut answer, scope.origin.as_ref(), scope.verdict);
     let status = answer.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     ingest.metrics.request(route_label, status, seconds);
@@ -215,25 +209,6 @@ async fn deliver(
     write_to_sink(ingest, outcome.batch).await?;
     ingest.metrics.accepted.increment(outcome.accepted as u64);
     Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
-}
-
-/// Looks the key up, checks it may use routes of this kind, and takes one request
-/// from its budget.
-fn authorise(ingest: &Ingest, key: &str, source: EventSource) -> Result<KeyTarget, IngestError> {
-    match ingest.index.admit(key, source) {
-        Admission::Admitted(target) => Ok(target),
-        Admission::Unknown => Err(IngestError::Unauthorized("unknown or revoked write key")),
-        Admission::WrongSource(EventSource::Sdk) => Err(IngestError::Forbidden(
-            "this write key belongs to an SDK connection; webhook routes need a webhook connection's key",
-        )),
-        Admission::WrongSource(EventSource::Webhook) => Err(IngestError::Forbidden(
-            "this write key belongs to a webhook connection; post to /v1/webhook/{writeKey}",
-        )),
-        Admission::Throttled(throttled) => {
-            ingest.metrics.limited_key.increment(1);
-            Err(IngestError::TooManyRequests(throttled))
-        }
-    }
 }
 
 fn no_key() -> IngestError {

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::answer::{Answer, IngestError};
-use super::dispatch::{admit, check_ip, OriginScope};
+use super::gate::{admit, check_ip, OriginScope};
 use super::routes::{EventType, Route};
 use super::{auth, deliver, events, Arrival, Ingest};
 use crate::clock;
@@ -37,7 +37,7 @@ const MAX_PARAMETERS: usize = 256;
 const MAX_DEPTH: usize = 8;
 
 /// Answers a pixel request: always the GIF, with the status of the outcome.
-pub async fn respond(
+pub(super) async fn respond(
     ingest: &Ingest,
     kind: EventType,
     request: Request<Incoming>,

@@ -19,9 +19,10 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::answer::{json_answer, Answer, IngestError};
-use super::dispatch::{admit, check_ip, OriginScope};
+use super::gate::{admit, check_ip, OriginScope};
 use super::routes::Endpoint;
 use super::{auth, Ingest};
+pub use crate::config::PublicUrl;
 use crate::index::KeyTarget;
 use crate::model::EventSource;
 use crate::net::canonical_ip;
@@ -29,35 +30,8 @@ use crate::net::canonical_ip;
 /// Longest `Host` a settings document echoes (a DNS name and a port).
 const MAX_HOST_LEN: usize = 260;
 
-/// `ingest.public_url`, split once at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl {
-    /// `http` or `https`.
-    scheme: &'static str,
-    /// Host, port and path prefix, without a trailing `/`: `intake.shop.example/t`.
-    host_and_path: String,
-}
-
-impl PublicUrl {
-    /// Parses an `http://` or `https://` URL; `None` for anything else.
-    pub fn parse(url: &str) -> Option<Self> {
-        let uri: http::Uri = url.parse().ok()?;
-        let scheme = match uri.scheme_str()? {
-            "http" => "http",
-            "https" => "https",
-            _ => return None,
-        };
-        let authority = uri.authority()?;
-        let path = uri.path().trim_end_matches('/');
-        Some(Self {
-            scheme,
-            host_and_path: format!("{authority}{path}"),
-        })
-    }
-}
-
 /// Answers a settings endpoint (GET only).
-pub fn respond(
+pub(super) fn respond(
     ingest: &Ingest,
     endpoint: &Endpoint,
     request: Request<Incoming>,
@@ -121,7 +95,7 @@ fn base_url(
     peer: SocketAddr,
 ) -> Result<(&'static str, String), IngestError> {
     if let Some(url) = &ingest.public_url {
-        return Ok((url.scheme, url.host_and_path.clone()));
+        return Ok((url.scheme(), url.host_and_path().to_string()));
     }
     let bad_host = || {
         IngestError::BadRequest(
@@ -202,20 +176,6 @@ fn rudderstack_source_config(key: &str, target: &KeyTarget) -> serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn public_urls_split_into_scheme_and_host_path() {
-        let url = PublicUrl::parse("https://intake.shop.example/").unwrap();
-        assert_eq!(url.scheme, "https");
-        assert_eq!(url.host_and_path, "intake.shop.example");
-        let url = PublicUrl::parse("http://10.0.0.1:8080/t/").unwrap();
-        assert_eq!(
-            (url.scheme, url.host_and_path.as_str()),
-            ("http", "10.0.0.1:8080/t")
-        );
-        assert_eq!(PublicUrl::parse("ftp://x"), None);
-        assert_eq!(PublicUrl::parse("/relative"), None);
-    }
 
     #[test]
     fn segment_settings_point_analytics_js_at_intake() {

@@ -14,7 +14,10 @@ use time::OffsetDateTime;
 
 use crate::clock::millis;
 
-pub use origins::{AllowedOrigin, OriginError, MAX_ORIGIN_LEN, ORIGIN_PATTERN};
+pub use origins::{
+    AllowedOrigin, AllowedOrigins, OriginError, OriginListError, MAX_ORIGINS, MAX_ORIGIN_LEN,
+    ORIGIN_PATTERN,
+};
 
 /// Companies, workspaces and connections are numbered with 32-bit ids.
 pub type Id = u32;

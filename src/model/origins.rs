@@ -187,6 +187,101 @@ impl fmt::Display for AllowedOrigin {
     }
 }
 
+/// Most origins a list may hold (SPEC §4 caps a connection's list at 100).
+pub const MAX_ORIGINS: usize = 100;
+
+/// An allow-list of origins: a connection's `allowedOrigins`, or `ingest.cors_origins`,
+/// where `*` may also stand for every origin. Matching a request's `Origin` allocates
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOrigins {
+    any: bool,
+    entries: Vec<AllowedOrigin>,
+}
+
+/// Why a list is refused; the message names the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginListError {
+    /// One entry is not an origin.
+    #[error("`{0}` {1}")]
+    Entry(String, OriginError),
+    /// `*` where only origins may be listed.
+    #[error("`*` (every origin) is not allowed here; list the origins")]
+    AnyNotAllowed,
+    /// More than [`MAX_ORIGINS`] entries.
+    #[error("at most {MAX_ORIGINS} origins")]
+    TooMany,
+}
+
+impl AllowedOrigins {
+    /// Parses a list as an operator writes it: entries trimmed, any case, a trailing
+    /// `/` tolerated; `any_allowed` says whether `*` may appear.
+    pub fn parse<S: AsRef<str>>(entries: &[S], any_allowed: bool) -> Result<Self, OriginListError> {
+        if entries.len() > MAX_ORIGINS {
+            return Err(OriginListError::TooMany);
+        }
+        let mut list = Self::default();
+        for entry in entries {
+            let entry = entry.as_ref().trim();
+            if entry == "*" {
+                if !any_allowed {
+                    return Err(OriginListError::AnyNotAllowed);
+                }
+                list.any = true;
+                continue;
+            }
+            let written = entry
+                .strip_suffix('/')
+                .unwrap_or(entry)
+                .to_ascii_lowercase();
+            let origin = AllowedOrigin::parse(&written)
+                .map_err(|why| OriginListError::Entry(entry.to_string(), why))?;
+            list.entries.push(origin);
+        }
+        Ok(list)
+    }
+
+    /// Every origin.
+    pub fn any() -> Self {
+        Self {
+            any: true,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Whether the list allows every origin (answers then carry
+    /// `Access-Control-Allow-Origin: *`).
+    pub fn allows_any(&self) -> bool {
+        self.any
+    }
+
+    /// Whether a request's `Origin` header value is allowed. `null`, and anything that
+    /// is not one origin, is allowed only by `*`.
+    pub fn allows(&self, origin: &[u8]) -> bool {
+        self.any || self.entries.iter().any(|entry| entry.matches(origin))
+    }
+}
+
+impl fmt::Display for AllowedOrigins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let any = self.any.then_some("*");
+        let entries = self.entries.iter().map(AllowedOrigin::as_str);
+        for (n, text) in any.into_iter().chain(entries).enumerate() {
+            let separator = if n == 0 { "" } else { ", " };
+            write!(f, "{separator}{text}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for AllowedOrigins {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let any = self.any.then_some("*");
+        let entries = self.entries.iter().map(AllowedOrigin::as_str);
+        s.collect_seq(any.into_iter().chain(entries))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +372,58 @@ mod tests {
             "\"https://a.example\""
         );
         assert!(serde_json::from_str::<AllowedOrigin>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn lists_are_parsed_as_operators_write_them() {
+        let list = AllowedOrigins::parse(
+            &[
+                " https://Shop.Example/ ",
+                "HTTPS://*.shop.example",
+                "http://localhost:3000",
+            ],
+            false,
+        )
+        .unwrap();
+        assert!(list.allows(b"https://shop.example"));
+        assert!(list.allows(b"https://www.shop.example"));
+        assert!(list.allows(b"http://localhost:3000"));
+        assert!(!list.allows(b"http://localhost:3001"));
+        assert!(!list.allows(b"null"));
+        assert!(!list.allows_any());
+        assert_eq!(
+            list.to_string(),
+            "https://shop.example, https://*.shop.example, http://localhost:3000"
+        );
+    }
+
+    #[test]
+    fn star_allows_everything_where_permitted() {
+        let any = AllowedOrigins::parse(&["*"], true).unwrap();
+        assert!(any.allows_any());
+        assert!(any.allows(b"null"));
+        assert!(any.allows(b"https://anything.example"));
+        assert_eq!(AllowedOrigins::any(), any);
+        assert_eq!(
+            AllowedOrigins::parse(&["*"], false),
+            Err(OriginListError::AnyNotAllowed)
+        );
+        assert_eq!(serde_json::to_string(&any).unwrap(), "[\"*\"]");
+    }
+
+    #[test]
+    fn bad_lists_are_refused_naming_the_entry() {
+        let error =
+            AllowedOrigins::parse(&["https://ok.example", "https://x/path"], false).unwrap_err();
+        assert_eq!(
+            error,
+            OriginListError::Entry("https://x/path".into(), OriginError::Extra)
+        );
+        assert!(error.to_string().contains("https://x/path"));
+        let many = vec!["https://a.example"; MAX_ORIGINS + 1];
+        assert_eq!(
+            AllowedOrigins::parse(&many, false),
+            Err(OriginListError::TooMany)
+        );
     }
 }

@@ -7,6 +7,7 @@ mod admin_limits;
 mod browser_routes;
 mod browsers;
 mod clients;
+mod connection_origins;
 mod connections;
 mod fuzz;
 mod hardening;
