@@ -97,6 +97,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sink: sink.clone(),
         max_request_bytes: config.ingest.max_request_bytes,
         max_event_bytes: config.ingest.max_event_bytes,
+        max_events_per_request: config.ingest.max_events_per_request,
         limits: ConnectionLimits {
             header_timeout: Duration::from_secs(config.ingest.header_read_timeout_secs),
             max_connections: config.ingest.max_connections,

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::limits::{KeyLimiter, Throttled};
+use crate::limits::{EventsRefused, KeyLimiter, Throttled};
 use crate::model::{EventSource, Id};
 use crate::secrets::{self, ApiKeyHash, WRITE_KEY_LEN};
 use crate::store::feed::{Change, ChangeMessage, Snapshot};
@@ -51,7 +51,7 @@ pub struct KeyTarget {
 struct KeyEntry {
     /// Where events go.
     target: KeyTarget,
-    /// This key's request budget, made on the key's first request; it lives and dies
+    /// This key's request and events budgets, made on the key's first request; it lives and dies
     /// with the key, so unknown keys never create limiter state, idle keys cost a
     /// pointer, and memory stays bounded by the number of keys.
     limiter: OnceLock<Box<KeyLimiter>>,
@@ -176,6 +176,21 @@ impl KeyIndex {
             }
         })
         .unwrap_or(Admission::Unknown)
+    }
+
+    /// Takes a request's events from its key's events budget (after the body is read:
+    /// the count is known only then). A key revoked meanwhile is not charged.
+    pub fn charge_events(&self, key: &str, count: usize) -> Result<(), EventsRefused> {
+        let Some(make) = &self.make_limiter else {
+            return Ok(());
+        };
+        self.with_entry(key, |entry| {
+            entry
+                .limiter
+                .get_or_init(|| Box::new(make()))
+                .check_events(count)
+        })
+        .unwrap_or(Ok(()))
     }
 
     fn with_entry<R>(&self, key: &str, f: impl FnOnce(&KeyEntry) -> R) -> Option<R> {

@@ -14,4 +14,5 @@ mod on_redis;
 mod openapi;
 mod process;
 mod redis_server;
+mod request_limits;
 mod support;
