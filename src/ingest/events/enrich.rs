@@ -352,22 +352,56 @@ fn write_event<'a>(
         buf.extend_from_slice(raw.as_bytes());
     }
     buf.extend_from_slice(b",\"context\":");
-    let own = nested(plan.known.context, scratch)?;
-    let has_ip = own.iter().any(|m| m.live && m.key == "ip")
-        || shared
-            .batch
-            .context
-            .as_ref()
-            .is_some_and(|c| c.contains("ip"));
-    let ip = (!has_ip).then_some(("ip", shared.facts.client_ip));
-    merge::write_object(buf, shared.batch.context.as_ref(), own, ip)?;
+    let ip = shared.facts.client_ip;
+    let context = plan.known.context.map(Member::raw);
+    if shared.batch.context.is_some() || !copy_with_ip(buf, context, ip) {
+        let own = nested(plan.known.context, scratch)?;
+        let has_ip = own.iter().any(|m| m.live && m.key == "ip")
+            || shared
+                .batch
+                .context
+                .as_ref()
+                .is_some_and(|c| c.contains("ip"));
+        let ip = (!has_ip).then_some(("ip", ip));
+        merge::write_object(buf, shared.batch.context.as_ref(), own, ip)?;
+    }
     if shared.batch.integrations.is_some() || plan.known.integrations.is_some() {
         buf.extend_from_slice(b",\"integrations\":");
-        let own = nested(plan.known.integrations, scratch)?;
-        merge::write_object(buf, shared.batch.integrations.as_ref(), own, None)?;
+        match plan.known.integrations.map(Member::raw) {
+            Some(raw) if shared.batch.integrations.is_none() && raw.starts_with('{') => {
+                buf.extend_from_slice(raw.as_bytes());
+            }
+            _ => {
+                let own = nested(plan.known.integrations, scratch)?;
+                merge::write_object(buf, shared.batch.integrations.as_ref(), own, None)?;
+            }
+        }
     }
     buf.push(b'}');
     Ok(())
+}
+
+/// The common case of `context` without a batch-level one: copied as sent with
+/// `ip` appended, when the text shows it has no `ip` key (no `"ip"` anywhere and no
+/// escape that could spell one). False when the members must be read instead.
+fn copy_with_ip(buf: &mut Vec<u8>, context: Option<&str>, ip: &str) -> bool {
+    let raw = match context {
+        None | Some("null") => "{}",
+        Some(raw) => raw,
+    };
+    let bytes = raw.as_bytes();
+    if memchr::memmem::find(bytes, b"\"ip\"").is_some() || memchr::memchr(b'\\', bytes).is_some() {
+        return false;
+    }
+    let open = &raw[..raw.len() - 1];
+    buf.extend_from_slice(open.as_bytes());
+    if !open[1..].trim_start().is_empty() {
+        buf.push(b',');
+    }
+    buf.extend_from_slice(b"\"ip\":");
+    quoted(buf, ip);
+    buf.push(b'}');
+    true
 }
 
 /// The members of an event's object field (`context`, `integrations`); none when it

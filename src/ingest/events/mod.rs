@@ -144,8 +144,9 @@ pub fn process(parsed: Parsed<'_>, facts: &RequestFacts<'_>) -> Result<Outcome, 
         facts,
         prefix: &prefix,
     };
-    let mut members = Vec::with_capacity(32);
-    let mut scratch = Vec::with_capacity(16);
+    // Reused by every event of the request; they allocate only when first used.
+    let mut members = Vec::new();
+    let mut scratch = Vec::new();
     match &parsed.events {
         Events::Single(event, size) => {
             let result = check_size(*size, facts.max_event_bytes)
@@ -217,11 +218,12 @@ fn read_member<'a>(
     if !text.starts_with('{') {
         return Err(("BadRequest", "the event must be a JSON object".into()));
     }
-    if !scan::is_strict(text.as_bytes()) {
+    scan::object(text, members)
+        .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?;
+    if !scan::members_are_strict(text, members) {
         return Err(("BadRequest", NOT_STRICT.into()));
     }
-    scan::object(text, members)
-        .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))
+    Ok(())
 }
 
 /// Why an event whose JSON is well-formed is still refused.

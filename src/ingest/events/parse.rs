@@ -201,7 +201,7 @@ fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, Ing
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| not_json(&e, SHAPE))?;
-    if !scan::is_strict(body) {
+    if !scan::members_are_strict(text, &members) {
         return Err(IngestError::BadRequest(format!(
             "the body is not valid JSON: {}",
             "an unpaired UTF-16 surrogate escape or a number out of range"
