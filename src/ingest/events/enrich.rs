@@ -105,7 +105,7 @@ fn id<'a>(member: Option<&Member<'a>>, field: &str) -> Result<(bool, Id<'a>), Re
     let Some(member) = member else {
         return Ok((false, Id::Missing));
     };
-    let raw = member.value.get();
+    let raw = member.value;
     match raw.as_bytes()[0] {
         b'n' => Ok((false, Id::Kept(raw))),
         b'"' => Ok((raw != "\"\"", Id::Kept(raw))),
@@ -412,7 +412,7 @@ fn nested<'s, 'a>(
 ) -> Result<&'s [Member<'a>], serde_json::Error> {
     scratch.clear();
     if let Some(member) = member.filter(|m| m.raw().starts_with('{')) {
-        scan::object(member.value.get(), scratch)?;
+        scan::object(member.value, scratch)?;
     }
     Ok(scratch)
 }

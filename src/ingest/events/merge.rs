@@ -19,7 +19,7 @@ impl<'a> Tree<'a> {
         let mut tree = Tree::default();
         for member in members.into_iter().filter(|m| m.live) {
             let child = match member.raw().starts_with('{') {
-                true => Some(Tree::parse(member.value.get())?),
+                true => Some(Tree::parse(member.value)?),
                 false => None,
             };
             tree.members.push((member, child));

@@ -218,7 +218,7 @@ fn read_member<'a>(
     if !text.starts_with('{') {
         return Err(("BadRequest", "the event must be a JSON object".into()));
     }
-    scan::object(text, members)
+    scan::split_object(text, members)
         .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?;
     if !scan::members_are_strict(text, members) {
         return Err(("BadRequest", NOT_STRICT.into()));

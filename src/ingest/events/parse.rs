@@ -31,7 +31,7 @@ pub fn parse<'a>(
             Some(b'[') => {
                 let mut events = Vec::new();
                 let mut overflowed = false;
-                let mut de = serde_json::Deserializer::from_slice(body);
+                let mut de = serde_json::Deserializer::from_str(utf8(body)?);
                 CappedArray {
                     out: &mut events,
                     cap: max_events,
@@ -75,7 +75,8 @@ struct Outer<'a> {
 
 fn outer(body: &[u8], max_events: usize) -> Result<Outer<'_>, IngestError> {
     let mut overflowed = false;
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Read as text: the events' spans then need no UTF-8 check of their own.
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
     let result = OuterVisitor {
         cap: max_events,
         overflowed: &mut overflowed,
@@ -191,11 +192,8 @@ impl<'de> Visitor<'de> for OptionalEvents<'_> {
 
 fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, IngestError> {
     const SHAPE: &str = "the body must be one event, a JSON object";
-    let text = std::str::from_utf8(body).map_err(|e| {
-        IngestError::BadRequest(format!("the body is not valid JSON: not UTF-8 ({e})"))
-    })?;
+    let text = utf8(body)?;
     let mut members = Vec::with_capacity(32);
-    // Read as text: the spans of its values then need no UTF-8 check of their own.
     let mut de = serde_json::Deserializer::from_str(text);
     scan::MembersSeed(&mut members)
         .deserialize(&mut de)
@@ -240,7 +238,7 @@ fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestE
     };
     Ok(Parsed {
         events: Events::Batch(events),
-        write_key: take_write_key(outer.write_key),
+        write_key: take_write_key(outer.write_key.map(RawValue::get)),
         batch: BatchFields {
             sent_at,
             context: batch_object(outer.context, "context")?,
@@ -265,10 +263,16 @@ fn batch_object<'a>(
     }
 }
 
-fn take_write_key(raw: Option<&RawValue>) -> Option<String> {
-    scan::string(raw?.get())
+fn take_write_key(raw: Option<&str>) -> Option<String> {
+    scan::string(raw?)
         .filter(|key| !key.is_empty())
         .map(|key| key.into_owned())
+}
+
+fn utf8(body: &[u8]) -> Result<&str, IngestError> {
+    std::str::from_utf8(body).map_err(|e| {
+        IngestError::BadRequest(format!("the body is not valid JSON: not UTF-8 ({e})"))
+    })
 }
 
 fn too_many(overflowed: bool, max: usize) -> Option<IngestError> {

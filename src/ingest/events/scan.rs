@@ -18,7 +18,7 @@ pub struct Member<'a> {
     /// The key, unescaped.
     pub key: Cow<'a, str>,
     /// The value's JSON text.
-    pub value: &'a RawValue,
+    pub value: &'a str,
     /// False when a later member has the same key.
     pub live: bool,
 }
@@ -26,7 +26,7 @@ pub struct Member<'a> {
 impl Member<'_> {
     /// The raw text of the value.
     pub fn raw(&self) -> &str {
-        self.value.get()
+        self.value
     }
 }
 
@@ -38,6 +38,84 @@ pub fn object<'a>(raw: &'a str, out: &mut Vec<Member<'a>>) -> Result<(), serde_j
     de.end()?;
     mark_duplicates(&mut out[start..]);
     Ok(())
+}
+
+/// Appends the members of `raw`, an object serde_json has already found
+/// well-formed (a batch member), to `out`: a byte walk that needs no validation,
+/// about a third of the cost of reading it with serde_json again.
+pub fn split_object<'a>(raw: &'a str, out: &mut Vec<Member<'a>>) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    let bytes = raw.as_bytes();
+    let mut i = skip_space(bytes, 1);
+    while bytes.get(i) == Some(&b'"') {
+        let key_end = skip_string(bytes, i + 1).unwrap_or(bytes.len());
+        let key_text = &raw[i..key_end];
+        let key = match memchr::memchr(b'\\', key_text.as_bytes()) {
+            None => Cow::Borrowed(&key_text[1..key_text.len() - 1]),
+            Some(_) => serde_json::from_str::<Key>(key_text)?.0,
+        };
+        // `:` and the spaces around it.
+        let value_start = skip_space(bytes, skip_space(bytes, key_end) + 1);
+        let value_end = skip_value(bytes, value_start);
+        out.push(Member {
+            key,
+            value: &raw[value_start..value_end],
+            live: true,
+        });
+        // `,` or `}`.
+        i = skip_space(bytes, value_end);
+        if bytes.get(i) == Some(&b',') {
+            i = skip_space(bytes, i + 1);
+        }
+    }
+    mark_duplicates(&mut out[start..]);
+    Ok(())
+}
+
+fn skip_space(bytes: &[u8], mut i: usize) -> usize {
+    while bytes
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the well-formed value starting at `i`.
+fn skip_value(bytes: &[u8], i: usize) -> usize {
+    match bytes.get(i) {
+        Some(b'"') => skip_string(bytes, i + 1).unwrap_or(bytes.len()),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < bytes.len() {
+                match bytes[j] {
+                    b'"' => {
+                        j = skip_string(bytes, j + 1).unwrap_or(bytes.len());
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            bytes.len()
+        }
+        _ => {
+            let rest = &bytes[i..];
+            i + rest
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(rest.len())
+        }
+    }
 }
 
 /// The live member named `key`, if any.
@@ -65,10 +143,10 @@ impl<'de> Visitor<'de> for MembersSeed<'_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key()? {
-            let value = map.next_value()?;
+            let value: &'de RawValue = map.next_value()?;
             self.0.push(Member {
                 key,
-                value,
+                value: value.get(),
                 live: true,
             });
         }
@@ -295,7 +373,7 @@ fn number_marks(bytes: &[u8]) -> (usize, bool) {
 /// The index after the closing quote of the string starting at `i`.
 fn skip_string(bytes: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        i += memchr::memchr2(b'"', b'\\', &bytes[i..])?;
+        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
         if bytes[i] == b'"' {
             return Some(i + 1);
         }
