@@ -6,28 +6,11 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use super::reference;
-use super::{parse, process, RequestFacts};
+use super::tests::{facts, RECEIVED};
+use super::{parse, process};
 use crate::clock;
-use crate::index::KeyTarget;
 use crate::ingest::answer::IngestError;
 use crate::ingest::routes::{EventType, Route};
-use crate::model::EventSource;
-
-const RECEIVED: &str = "2026-11-22T10:00:10.123Z";
-
-fn facts() -> RequestFacts<'static> {
-    RequestFacts {
-        received_at: clock::parse_iso8601(RECEIVED).unwrap(),
-        received_at_text: RECEIVED,
-        client_ip: "203.0.113.5",
-        target: KeyTarget {
-            workspace_id: 3,
-            connection_id: 9,
-            source: EventSource::Sdk,
-        },
-        max_event_bytes: 1500,
-    }
-}
 
 /// A JSON string literal: plain, unicode, escapes, surrogate pairs, rarely a lone one.
 fn string_literal() -> impl Strategy<Value = String> {
@@ -286,8 +269,8 @@ fn compare(body: &str, route: &Route) -> Result<(), TestCaseError> {
                 String::from_utf8_lossy(entry.line)
             ))
         })?;
-        prop_assert_eq!(&envelope["workspaceId"], 3);
-        prop_assert_eq!(&envelope["connectionId"], 9);
+        prop_assert_eq!(&envelope["workspaceId"], 1);
+        prop_assert_eq!(&envelope["connectionId"], 7);
         prop_assert_eq!(&envelope["receivedAt"], RECEIVED);
         prop_assert_eq!(&envelope["kind"], "sdk");
         let mut event: Map<String, Value> =

@@ -5,9 +5,11 @@ use crate::clock;
 use crate::ingest::routes::Route;
 use crate::model::EventSource;
 
-const RECEIVED: &str = "2026-11-22T10:00:10.000Z";
+/// When the test requests arrive.
+pub(super) const RECEIVED: &str = "2026-11-22T10:00:10.000Z";
 
-fn facts() -> RequestFacts<'static> {
+/// Request facts for workspace 1, connection 7, events of at most 1 000 bytes.
+pub(super) fn facts() -> RequestFacts<'static> {
     RequestFacts {
         received_at: clock::parse_iso8601(RECEIVED).unwrap(),
         received_at_text: RECEIVED,
