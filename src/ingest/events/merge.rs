@@ -4,8 +4,9 @@
 
 use super::scan::{self, Member};
 
-/// A batch-level object, read once per request: its live members, and for each
-/// member that is itself an object, that object's tree.
+/// A batch-level object, read once per request: its live members sorted by key (so
+/// that laying a large event object over a large batch one stays n·log n), and for
+/// each member that is itself an object, that object's tree.
 #[derive(Debug, Default)]
 pub struct Tree<'a> {
     members: Vec<(Member<'a>, Option<Tree<'a>>)>,
@@ -24,12 +25,21 @@ impl<'a> Tree<'a> {
             };
             tree.members.push((member, child));
         }
+        tree.members.sort_by(|(a, _), (b, _)| a.key.cmp(&b.key));
         Ok(tree)
     }
 
     /// Whether the object has this key.
     pub fn contains(&self, key: &str) -> bool {
-        self.members.iter().any(|(m, _)| m.key == key)
+        self.get(key).is_some()
+    }
+
+    fn get(&self, key: &str) -> Option<&(Member<'a>, Option<Tree<'a>>)> {
+        let at = self
+            .members
+            .binary_search_by(|(m, _)| m.key.as_ref().cmp(key))
+            .ok()?;
+        self.members.get(at)
     }
 }
 
@@ -46,7 +56,7 @@ pub fn write_object(
     for member in own.iter().filter(|m| m.live) {
         comma(buf, &mut first);
         write_key(buf, &member.key)?;
-        let under = base.and_then(|b| b.members.iter().find(|(m, _)| m.key == member.key));
+        let under = base.and_then(|b| b.get(&member.key));
         match under {
             Some((_, Some(tree))) if member.raw().starts_with('{') => {
                 let mut inner = Vec::new();
@@ -56,8 +66,9 @@ pub fn write_object(
             _ => buf.extend_from_slice(member.raw().as_bytes()),
         }
     }
+    let own_keys = OwnKeys::of(own);
     for (member, _) in base.map_or(&[][..], |b| &b.members[..]) {
-        if own.iter().any(|m| m.live && m.key == member.key) {
+        if own_keys.contains(own, &member.key) {
             continue;
         }
         comma(buf, &mut first);
@@ -71,6 +82,27 @@ pub fn write_object(
     }
     buf.push(b'}');
     Ok(())
+}
+
+/// The event's keys, sorted when there are many, so that each batch-level key is
+/// looked up in log time.
+struct OwnKeys<'m>(Option<Vec<&'m str>>);
+
+impl<'m> OwnKeys<'m> {
+    fn of(own: &'m [Member<'_>]) -> Self {
+        Self((own.len() > 16).then(|| {
+            let mut keys: Vec<&str> = own.iter().filter(|m| m.live).map(|m| &*m.key).collect();
+            keys.sort_unstable();
+            keys
+        }))
+    }
+
+    fn contains(&self, own: &[Member<'_>], key: &str) -> bool {
+        match &self.0 {
+            Some(sorted) => sorted.binary_search(&key).is_ok(),
+            None => own.iter().any(|m| m.live && m.key == key),
+        }
+    }
 }
 
 fn comma(buf: &mut Vec<u8>, first: &mut bool) {
@@ -104,6 +136,20 @@ mod tests {
         let mut buf = Vec::new();
         write_object(&mut buf, Some(&tree), &members, Some(("ip", "1.2.3.4"))).unwrap();
         serde_json::from_slice(&buf).unwrap()
+    }
+
+    #[test]
+    fn large_objects_merge_completely() {
+        let object = |prefix: &str, n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"{prefix}{i}\":{i}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let got = merged(&object("k", 5000), &object("k", 3000));
+        assert_eq!(got.as_object().unwrap().len(), 5001);
+        let got = merged(&object("a", 100), &object("b", 100));
+        assert_eq!(got.as_object().unwrap().len(), 201);
+        assert_eq!(got["a7"], 7);
+        assert_eq!(got["b99"], 99);
     }
 
     #[test]
