@@ -142,7 +142,7 @@ fn timestamp(member: Option<&Member<'_>>, field: &str) -> Result<Option<OffsetDa
 struct Plan<'m, 'a> {
     known: Known<'m, 'a>,
     kind: EventType,
-    ids: [(&'static str, Id<'a>); 4],
+    ids: Ids<'a>,
     message_id: MessageId<'a>,
     /// The corrected `timestamp`, when it is rewritten.
     timestamp: Option<[u8; 24]>,
@@ -194,7 +194,38 @@ fn plan<'m, 'a>(
     shared: &Shared<'_, 'a>,
 ) -> Result<Plan<'m, 'a>, Refusal> {
     let known = Known::of(members);
-    let kind = match shared.forced_type {
+    let (kind, ids) = validate(&known, shared.forced_type)?;
+    let times = times(&known, shared)?;
+    let message_id = match id(known.message_id, "messageId")? {
+        (true, Id::Kept(raw)) => MessageId::Kept(raw, scan::string(raw).unwrap_or_default()),
+        (true, Id::Number(text)) => MessageId::Number(text),
+        _ => {
+            let mut bytes = [0u8; 36];
+            uuid::Uuid::new_v4().hyphenated().encode_lower(&mut bytes);
+            MessageId::New(bytes)
+        }
+    };
+    Ok(Plan {
+        known,
+        kind,
+        ids,
+        message_id,
+        timestamp: times.timestamp,
+        original_from_timestamp: times.original_from_timestamp,
+        sent_at_from_batch: times.sent_at_from_batch,
+    })
+}
+
+/// Each id field with how it will be written.
+type Ids<'a> = [(&'static str, Id<'a>); 4];
+
+/// The Segment-spec rules: the type, the ids each type needs (numbers become
+/// strings), object fields.
+fn validate<'a>(
+    known: &Known<'_, 'a>,
+    forced_type: Option<EventType>,
+) -> Result<(EventType, Ids<'a>), Refusal> {
+    let kind = match forced_type {
         Some(kind) => kind,
         None => known
             .kind
@@ -246,6 +277,24 @@ fn plan<'m, 'a>(
             return Err(invalid(format!("`{field}` must be an object")));
         }
     }
+    let ids = [
+        ("userId", user),
+        ("anonymousId", anonymous),
+        ("previousId", previous),
+        ("groupId", group),
+    ];
+    Ok((kind, ids))
+}
+
+/// What enrichment writes about time.
+struct Times<'a> {
+    timestamp: Option<[u8; 24]>,
+    original_from_timestamp: bool,
+    sent_at_from_batch: Option<&'a str>,
+}
+
+/// The timestamps, parsed, and the skew-corrected `timestamp` (README, "Timestamps").
+fn times<'a>(known: &Known<'_, 'a>, shared: &Shared<'_, 'a>) -> Result<Times<'a>, Refusal> {
     let client_timestamp = timestamp(known.timestamp, "timestamp")?;
     let original = timestamp(known.original_timestamp, "originalTimestamp")?;
     let mut sent_at = timestamp(known.sent_at, "sentAt")?;
@@ -256,15 +305,6 @@ fn plan<'m, 'a>(
             sent_at = Some(parsed);
         }
     }
-    let message_id = match id(known.message_id, "messageId")? {
-        (true, Id::Kept(raw)) => MessageId::Kept(raw, scan::string(raw).unwrap_or_default()),
-        (true, Id::Number(text)) => MessageId::Number(text),
-        _ => {
-            let mut bytes = [0u8; 36];
-            uuid::Uuid::new_v4().hyphenated().encode_lower(&mut bytes);
-            MessageId::New(bytes)
-        }
-    };
     let received = shared.facts.received_at;
     let mut original_from_timestamp = false;
     let corrected = match (sent_at, client_timestamp.or(original)) {
@@ -283,16 +323,7 @@ fn plan<'m, 'a>(
             .or_else(|| clock::millis_text(received))
             .unwrap_or(*b"0000-01-01T00:00:00.000Z")
     });
-    Ok(Plan {
-        known,
-        kind,
-        ids: [
-            ("userId", user),
-            ("anonymousId", anonymous),
-            ("previousId", previous),
-            ("groupId", group),
-        ],
-        message_id,
+    Ok(Times {
         timestamp,
         original_from_timestamp,
         sent_at_from_batch,

@@ -12,6 +12,7 @@ mod enrich;
 mod merge;
 mod parse;
 mod scan;
+mod strict;
 
 #[cfg(test)]
 mod equivalence;
@@ -220,7 +221,7 @@ fn read_member<'a>(
     }
     scan::split_object(text, members)
         .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?;
-    if !scan::members_are_strict(text, members) {
+    if !strict::members_are_strict(text, members) {
         return Err(("BadRequest", NOT_STRICT.into()));
     }
     Ok(())

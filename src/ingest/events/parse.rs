@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use super::enrich::{iso_message, BatchFields};
 use super::merge::Tree;
 use super::scan::{self, CappedArray, Key};
+use super::strict;
 use super::{Events, Parsed};
 use crate::clock;
 use crate::ingest::answer::IngestError;
@@ -199,7 +200,7 @@ fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, Ing
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| not_json(&e, SHAPE))?;
-    if !scan::members_are_strict(text, &members) {
+    if !strict::members_are_strict(text, &members) {
         return Err(IngestError::BadRequest(format!(
             "the body is not valid JSON: {}",
             "an unpaired UTF-16 surrogate escape or a number out of range"
@@ -223,7 +224,7 @@ fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestE
         .into_iter()
         .flatten()
     {
-        if !scan::is_strict(raw.get().as_bytes()) {
+        if !strict::is_strict(raw.get().as_bytes()) {
             return Err(IngestError::BadRequest(
                 "the body is not valid JSON: an unpaired UTF-16 surrogate escape or a number out of range".into(),
             ));
