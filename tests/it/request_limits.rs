@@ -65,10 +65,20 @@ async fn the_amplification_body_is_refused_and_answers_stay_small() {
     ];
     // The issue's body: ~255 000 entries, about 600 bytes of gzip, used to get a 20 MB
     // answer. Over `max_events_per_request`: 413, and the answer is a short error.
-    let body = gzip(amplification_body(254_999).as_bytes());
+    let plain = amplification_body(254_999);
+    let body = gzip(plain.as_bytes());
     assert!(body.len() < 2_000, "{}", body.len());
     let reply = app.post("/v1/batch", &headers, body).await;
     reply.error(413, "PayloadTooLarge");
+    assert!(reply.body.len() < 300, "{}", reply.body.len());
+    // The same body uncompressed is within max_request_bytes: the events cap refuses it.
+    assert!(plain.len() < 512_000, "{}", plain.len());
+    let reply = app
+        .post("/v1/batch", &[("authorization", auth.as_str())], plain)
+        .await;
+    assert!(reply
+        .error(413, "PayloadTooLarge")
+        .contains("max_events_per_request"));
     assert!(reply.body.len() < 300, "{}", reply.body.len());
     // At the cap, the answer lists the first 100 rejects and counts them all.
     let reply = app
@@ -105,12 +115,16 @@ async fn the_events_cap_is_a_setting() {
     assert_eq!(app.events().len(), 3);
 }
 
-/// `n` small events gzipped: the disk-fill request of issue 10 point 5.
-fn small_events(n: usize) -> Vec<u8> {
+/// `n` small events, gzipped when asked: the disk-fill request of issue 10 point 5.
+fn small_events_body(n: usize) -> String {
     let events: Vec<String> = (0..n)
-        .map(|i| format!(r#"{{"type":"track","userId":"u{i}","event":"e"}}"#))
+        .map(|i| format!(r#"{{"type":"page","userId":"u{i}"}}"#))
         .collect();
-    gzip(format!("{{\"batch\":[{}]}}", events.join(",")).as_bytes())
+    format!("{{\"batch\":[{}]}}", events.join(","))
+}
+
+fn small_events(n: usize) -> Vec<u8> {
+    gzip(small_events_body(n).as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,12 +141,22 @@ async fn a_disk_fill_request_is_refused_and_budgets_count_events() {
         ("authorization", auth.as_str()),
         ("content-encoding", "gzip"),
     ];
-    // The issue's request: ~12 000 events in a small gzip body: over the events cap.
+    // The issue's request: ~12 000 events, under max_request_bytes once inflated, in
+    // a small gzip body: refused (it inflates more than 100×, and carries more than
+    // max_events_per_request events, as the uncompressed body shows).
+    let plain = small_events_body(12_190);
+    assert!(plain.len() < 512_000, "{}", plain.len());
     let body = small_events(12_190);
     assert!(body.len() < 100_000, "{}", body.len());
     app.post("/v1/batch", &headers, body)
         .await
         .error(413, "PayloadTooLarge");
+    let reply = app
+        .post("/v1/batch", &[("authorization", auth.as_str())], plain)
+        .await;
+    assert!(reply
+        .error(413, "PayloadTooLarge")
+        .contains("max_events_per_request"));
     // Within the cap, eight clients' worth of requests: the budget lets the burst
     // through (two requests of 2 500 events), then 429 with the request budget's
     // headers, whatever the request rate.
