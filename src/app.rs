@@ -277,6 +277,7 @@ fn ingest_state(
         sink,
         max_request_bytes: config.max_request_bytes,
         max_event_bytes: config.max_event_bytes,
+        max_events_per_request: config.max_events_per_request,
         limits: ConnectionLimits {
             header_timeout: Duration::from_secs(config.header_read_timeout_secs),
             max_connections: config.max_connections,

@@ -11,12 +11,50 @@ pub fn now() -> OffsetDateTime {
     t.replace_millisecond(t.millisecond()).unwrap_or(t)
 }
 
-/// `2026-11-22T10:00:00.123Z`: always UTC, always three fraction digits.
+/// `2026-11-22T10:00:00.123Z`: always UTC, always three fraction digits. A time
+/// outside the years 0000–9999 (which RFC 3339 cannot express) is clamped to the
+/// nearest end, so that the text is always RFC 3339; enrichment never gets there, it
+/// checks with [`millis_text`] first.
 pub fn format_millis(t: OffsetDateTime) -> String {
-    let utc = t.to_offset(UtcOffset::UTC);
-    let fmt =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    utc.format(&fmt).unwrap_or_else(|_| utc.to_string())
+    let text = millis_text(t).unwrap_or(if t.unix_timestamp() < 0 {
+        *b"0000-01-01T00:00:00.000Z"
+    } else {
+        *b"9999-12-31T23:59:59.999Z"
+    });
+    text.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The RFC 3339 text of a time in UTC with milliseconds, without allocating; `None`
+/// when its UTC year is outside 0000–9999.
+pub fn millis_text(t: OffsetDateTime) -> Option<[u8; 24]> {
+    let utc = t.checked_to_offset(UtcOffset::UTC)?;
+    let year = u32::try_from(utc.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u32::from(u8::from(utc.month())));
+    put(8, 2, u32::from(utc.day()));
+    put(11, 2, u32::from(utc.hour()));
+    put(14, 2, u32::from(utc.minute()));
+    put(17, 2, u32::from(utc.second()));
+    put(20, 3, u32::from(utc.millisecond()));
+    Some(out)
+}
+
+/// `received - (sent - happened)`, the client-clock correction Segment applies; `None`
+/// when the result is not an RFC 3339 time (out of range, or beyond year 9999).
+pub fn skew_corrected(
+    received: OffsetDateTime,
+    sent: OffsetDateTime,
+    happened: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let corrected = received.checked_sub(sent - happened)?;
+    millis_text(corrected).map(|_| corrected)
 }
 
 /// Parses the timestamp forms SDKs send: RFC 3339, other ISO-8601 forms with an
@@ -91,6 +129,30 @@ mod tests {
         assert_eq!(format_millis(t), "2026-11-22T10:00:00.000Z");
         let t = parse_iso8601("2026-11-22T10:00:00.123456Z").unwrap();
         assert_eq!(format_millis(t), "2026-11-22T10:00:00.123Z");
+    }
+
+    #[test]
+    fn extreme_times_stay_rfc_3339() {
+        let early = parse_iso8601("0001-01-01T00:00:00Z").unwrap();
+        let late = parse_iso8601("8000-01-01T00:00:00Z").unwrap();
+        let received = parse_iso8601("2026-11-22T10:00:00Z").unwrap();
+        // The request: sentAt year 1, timestamp year 8000 → year 10025.
+        assert_eq!(skew_corrected(received, early, late), None);
+        // The reverse gave "-7974-11-27T…" before.
+        let latest = parse_iso8601("9999-01-01T00:00:00Z").unwrap();
+        let zero = parse_iso8601("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(skew_corrected(received, latest, zero), None);
+        assert!(skew_corrected(received, received, early).is_some());
+        // Offsets that push a time past the range in UTC.
+        let edge = parse_iso8601("0000-01-01T00:00:00+05:00").unwrap();
+        assert_eq!(millis_text(edge), None);
+        assert_eq!(format_millis(edge), "0000-01-01T00:00:00.000Z");
+        let edge = parse_iso8601("9999-12-31T23:00:00-05:00").unwrap();
+        assert_eq!(format_millis(edge), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_millis(parse_iso8601("0042-03-04T05:06:07.089Z").unwrap()),
+            "0042-03-04T05:06:07.089Z"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Request budgets with `governor`: one direct (lock-free, a single atomic) limiter per
-//! write key, owned by the key's index entry, and an optional keyed limiter per client
-//! address whose idle entries are evicted so that a flood of addresses cannot grow it.
+//! Budgets with `governor`: per write key, a request budget and an events budget (each
+//! a direct limiter: lock-free, a single atomic), owned by the key's index entry; and
+//! an optional keyed limiter per client address whose idle entries are evicted so that
+//! a flood of addresses cannot grow it.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -30,31 +31,74 @@ pub struct Throttled {
     pub retry_after_secs: u64,
 }
 
-/// A write key's budget.
+/// Why a request's events were refused by its key's events budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsRefused {
+    /// Not now: the budget refills (429).
+    Throttled(Throttled),
+    /// Never: the request carries more events than the whole burst.
+    OverBurst {
+        /// `rate_limit.per_key_events_burst`.
+        burst: u32,
+    },
+}
+
+/// A write key's budgets: requests, and events (a request's events are taken at once).
 #[derive(Debug)]
-pub struct KeyLimiter(Direct);
+pub struct KeyLimiter {
+    requests: Option<Direct>,
+    events: Option<Direct>,
+}
 
 impl KeyLimiter {
     /// Takes one request from the budget.
     pub fn check(&self) -> Result<(), Throttled> {
-        check_direct(&self.0)
+        self.requests.as_ref().map_or(Ok(()), check_direct)
+    }
+
+    /// Takes a request's `count` events from the events budget, all or none.
+    pub fn check_events(&self, count: usize) -> Result<(), EventsRefused> {
+        let (Some(limiter), Some(n)) = (
+            &self.events,
+            NonZeroU32::new(u32::try_from(count).unwrap_or(u32::MAX)),
+        ) else {
+            return Ok(());
+        };
+        match limiter.check_n(n) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(not_until)) => Err(EventsRefused::Throttled(Throttled {
+                limit: not_until.quota().burst_size().get(),
+                retry_after_secs: ceil_secs(not_until.wait_time_from(limiter.clock().now())),
+            })),
+            Err(governor::InsufficientCapacity(burst)) => Err(EventsRefused::OverBurst { burst }),
+        }
     }
 }
 
-/// Builds per-key limiters from the configuration; `None` when the limit is off.
+/// Builds per-key limiters from the configuration; `None` when both budgets are off.
 pub fn key_limiter_factory(config: &RateLimitConfig) -> Option<impl Fn() -> KeyLimiter> {
-    let quota = quota(config.per_key_per_second, config.per_key_burst)?;
-    Some(move || {
-        KeyLimiter(
-            RateLimiter::<
-                NotKeyed,
-                InMemoryState,
-                MonotonicClock,
-                governor::middleware::NoOpMiddleware<std::time::Instant>,
-            >::direct_with_clock(quota, MonotonicClock)
-            .with_middleware(),
-        )
+    let requests = quota(config.per_key_per_second, config.per_key_burst);
+    let events = quota(
+        config.per_key_events_per_second,
+        config.per_key_events_burst,
+    );
+    if requests.is_none() && events.is_none() {
+        return None;
+    }
+    Some(move || KeyLimiter {
+        requests: requests.map(direct),
+        events: events.map(direct),
     })
+}
+
+fn direct(quota: Quota) -> Direct {
+    RateLimiter::<
+        NotKeyed,
+        InMemoryState,
+        MonotonicClock,
+        governor::middleware::NoOpMiddleware<std::time::Instant>,
+    >::direct_with_clock(quota, MonotonicClock)
+    .with_middleware()
 }
 
 /// Per-client-address budget, off unless `per_ip_per_second` is set.
@@ -132,8 +176,36 @@ mod tests {
             per_key_per_second: per_key,
             per_key_burst: burst,
             per_ip_per_second: per_ip,
+            per_key_events_per_second: 0,
             ..RateLimitConfig::default()
         }
+    }
+
+    #[test]
+    fn events_budget_takes_a_requests_events_at_once() {
+        let make = key_limiter_factory(&RateLimitConfig {
+            per_key_per_second: 0,
+            per_key_events_per_second: 10,
+            per_key_events_burst: 100,
+            ..RateLimitConfig::default()
+        })
+        .unwrap();
+        let limiter = make();
+        assert!(limiter.check().is_ok(), "requests are not limited");
+        assert_eq!(limiter.check_events(60), Ok(()));
+        assert_eq!(limiter.check_events(40), Ok(()));
+        match limiter.check_events(30) {
+            Err(EventsRefused::Throttled(t)) => {
+                assert_eq!(t.limit, 100);
+                assert_eq!(t.retry_after_secs, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            limiter.check_events(101),
+            Err(EventsRefused::OverBurst { burst: 100 })
+        );
+        assert_eq!(limiter.check_events(0), Ok(()));
     }
 
     #[test]
@@ -151,6 +223,11 @@ mod tests {
     #[test]
     fn zero_turns_limits_off() {
         assert!(key_limiter_factory(&config(0, 10, 0)).is_none());
+        assert!(key_limiter_factory(&RateLimitConfig {
+            per_key_per_second: 0,
+            ..RateLimitConfig::default()
+        })
+        .is_some());
         assert!(IpLimiter::new(&config(1, 1, 0)).is_none());
     }
 

@@ -157,10 +157,10 @@ impl IngestMetrics {
         }
     }
 
-    /// One rejected event.
-    pub fn rejected(&self, code: &str) {
+    /// `count` rejected events of one code.
+    pub fn rejected(&self, code: &str, count: u64) {
         let index = REJECT_REASONS.iter().position(|r| *r == code).unwrap_or(2);
-        self.rejected[index].increment(1);
+        self.rejected[index].increment(count);
     }
 }
 

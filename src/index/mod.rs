@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::limits::{KeyLimiter, Throttled};
+use crate::limits::{EventsRefused, KeyLimiter, Throttled};
 use crate::model::{AllowedOrigin, ApiKeyAuth, EventSource, Id};
 use crate::secrets::{self, ApiKeyHash, WRITE_KEY_LEN};
 use feed::{Change, ChangeMessage, Snapshot};
@@ -43,7 +43,7 @@ pub fn write_key_bytes(key: &str) -> Option<WriteKeyBytes> {
 struct KeyEntry {
     /// Where events go.
     target: KeyTarget,
-    /// This key's request budget, made on the key's first request; it lives and dies
+    /// This key's request and events budgets, made on the key's first request; it lives and dies
     /// with the key, so unknown keys never create limiter state, idle keys cost a
     /// pointer, and memory stays bounded by the number of keys.
     limiter: OnceLock<Box<KeyLimiter>>,
@@ -148,6 +148,21 @@ impl KeyIndex {
     /// settings documents, which only need to know the key): no lock, no allocation.
     pub fn lookup(&self, key: &str) -> Option<KeyTarget> {
         self.with_entry(key, |entry| entry.target)
+    }
+
+    /// Takes a request's events from its key's events budget (after the body is read:
+    /// the count is known only then). A key revoked meanwhile is not charged.
+    pub fn charge_events(&self, key: &str, count: usize) -> Result<(), EventsRefused> {
+        let Some(make) = &self.make_limiter else {
+            return Ok(());
+        };
+        self.with_entry(key, |entry| {
+            entry
+                .limiter
+                .get_or_init(|| Box::new(make()))
+                .check_events(count)
+        })
+        .unwrap_or(Ok(()))
     }
 
     fn with_entry<R>(&self, key: &str, f: impl FnOnce(&KeyEntry) -> R) -> Option<R> {

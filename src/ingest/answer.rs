@@ -141,21 +141,26 @@ pub struct Reject {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct PartialSuccess<'a> {
     success: bool,
     accepted: usize,
     rejected: &'a [Reject],
+    rejected_count: usize,
 }
 
-/// The 200 answer: `{"success":true}`, plus the rejects when there are any.
-pub fn accepted_answer(accepted: usize, rejected: &[Reject]) -> Answer {
-    if rejected.is_empty() {
+/// The 200 answer: `{"success":true}`, plus, when events were refused, the first of
+/// them (the caller keeps at most 100, so the answer stays small whatever the request)
+/// and `rejectedCount`, how many in all.
+pub fn accepted_answer(accepted: usize, rejected: &[Reject], rejected_count: usize) -> Answer {
+    if rejected_count == 0 {
         return json_answer(StatusCode::OK, Bytes::from_static(b"{\"success\":true}"));
     }
     let body = serde_json::to_vec(&PartialSuccess {
         success: true,
         accepted,
         rejected,
+        rejected_count,
     })
     .unwrap_or_default();
     json_answer(StatusCode::OK, Bytes::from(body))

@@ -1,6 +1,8 @@
 //! Reading a request body within its limits: the wire size and the decompressed size
 //! are both capped by `max_request_bytes`, and a compressed body is inflated through a
 //! bounded reader, so a gzip bomb is cut off at the limit and never inflated whole.
+//! A compressed body may also inflate to at most [`MAX_INFLATE_RATIO`] times its wire
+//! size: real SDK batches compress 5–30×, bombs hundreds to thousands of times.
 
 use std::io::Read;
 use std::time::Duration;
@@ -69,7 +71,15 @@ pub async fn read(
     decode(raw, encoding, max)
 }
 
-/// Inflates `raw` if it is compressed, refusing output beyond `max` bytes.
+/// How many times its compressed size a body may inflate to. JSON event batches from
+/// SDKs (unique messageIds and timestamps in every event) compress 5–30×; 100 leaves
+/// room for very repetitive legitimate batches while a body of padding or of a
+/// thousand copies of one tiny event, which costs the sender nothing and the gateway
+/// CPU and disk, is refused.
+pub const MAX_INFLATE_RATIO: usize = 100;
+
+/// Inflates `raw` if it is compressed, refusing output beyond `max` bytes or beyond
+/// [`MAX_INFLATE_RATIO`] times the compressed size.
 pub fn decode(raw: Bytes, encoding: Encoding, max: usize) -> Result<Bytes, IngestError> {
     let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(raw),
@@ -79,13 +89,20 @@ pub fn decode(raw: Bytes, encoding: Encoding, max: usize) -> Result<Bytes, Inges
         }
         Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw.as_ref())),
     };
-    let mut out = Vec::with_capacity((raw.len() * 4).min(max + 1));
+    let by_ratio = raw.len().saturating_mul(MAX_INFLATE_RATIO);
+    let limit = max.min(by_ratio);
+    let mut out = Vec::with_capacity((raw.len() * 4).min(limit + 1));
     reader
-        .take(max as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| IngestError::BadRequest(format!("the compressed body is corrupt: {e}")))?;
     if out.len() > max {
         return Err(too_large(max));
+    }
+    if out.len() > by_ratio {
+        return Err(IngestError::PayloadTooLarge(format!(
+            "the compressed body inflates to more than {MAX_INFLATE_RATIO} times its size"
+        )));
     }
     Ok(Bytes::from(out))
 }
@@ -134,6 +151,27 @@ mod tests {
         assert!(bomb.len() < 20_000);
         let err = decode(bomb, Encoding::Gzip, 512_000).unwrap_err();
         assert!(matches!(err, IngestError::PayloadTooLarge(_)));
+    }
+
+    #[test]
+    fn inflation_beyond_the_ratio_is_refused() {
+        // Padding: 200 KB of spaces around one event, about 250 bytes of gzip.
+        let padded = format!("{{\"batch\":[{{}}]{}}}", " ".repeat(200_000));
+        let body = gzip(padded.as_bytes());
+        assert!(body.len() * MAX_INFLATE_RATIO < padded.len());
+        let err = decode(body, Encoding::Gzip, 512_000).unwrap_err();
+        assert!(matches!(err, IngestError::PayloadTooLarge(m) if m.contains("times")));
+        // A realistic batch is far below it.
+        let events: Vec<String> = (0..100)
+            .map(|i| format!("{{\"type\":\"track\",\"userId\":\"u{i}\",\"messageId\":\"{}\",\"event\":\"Order Completed\"}}", uuid::Uuid::new_v4()))
+            .collect();
+        let batch = format!("{{\"batch\":[{}]}}", events.join(","));
+        assert_eq!(
+            decode(gzip(batch.as_bytes()), Encoding::Gzip, 512_000)
+                .unwrap()
+                .len(),
+            batch.len()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use ipnet::IpNet;
 
 use crate::clock;
 use crate::index::{KeyIndex, KeyTarget};
-use crate::limits::IpLimiter;
+use crate::limits::{EventsRefused, IpLimiter};
 use crate::sink::{Batch, Sink};
 use crate::telemetry::{IngestMetrics, ROUTES};
 use answer::{Answer, IngestError};
@@ -48,6 +48,8 @@ pub struct Ingest {
     pub max_request_bytes: usize,
     /// Cap on one event.
     pub max_event_bytes: usize,
+    /// Cap on the events of one request (`ingest.max_events_per_request`).
+    pub max_events_per_request: usize,
     /// Connection-level limits.
     pub limits: ConnectionLimits,
     /// Time allowed to send the body.
@@ -157,18 +159,19 @@ async fn respond(
         let batch = webhook::envelope(&body, &parts.headers, target, &received_at_text)?;
         write_to_sink(ingest, batch).await?;
         ingest.metrics.accepted.increment(1);
-        return Ok(answer::accepted_answer(1, &[]));
+        return Ok(answer::accepted_answer(1, &[], 0));
     }
 
-    let parsed = events::parse(&body, &route);
-    let target = match early_target {
-        Some(target) => target,
-        None => {
+    let parsed = events::parse(&body, &route, ingest.max_events_per_request);
+    let (target, key) = match (early_target, early_key) {
+        (Some(target), Some(key)) => (target, key),
+        _ => {
             let body_key = parsed.as_ref().ok().and_then(|p| p.write_key.clone());
             let key = body_key
                 .or_else(|| auth::from_query(query))
                 .ok_or_else(no_key)?;
-            admit(ingest, &key, route.source(), scope)?
+            let target = admit(ingest, &key, route.source(), scope)?;
+            (target, key)
         }
     };
     let arrival = Arrival {
@@ -176,7 +179,7 @@ async fn respond(
         at_text: &received_at_text,
         client_ip,
     };
-    deliver(ingest, parsed?, target, &arrival).await
+    deliver(ingest, parsed?, target, &key, &arrival).await
 }
 
 /// When and from where a request came, as enrichment needs it.
@@ -187,13 +190,16 @@ struct Arrival<'a> {
     client_ip: IpAddr,
 }
 
-/// Validates, enriches and stores parsed SDK events; the 200 answer.
+/// Takes the events from the key's budget, validates, enriches and stores them; the
+/// 200 answer.
 async fn deliver(
     ingest: &Ingest,
     parsed: events::Parsed<'_>,
     target: KeyTarget,
+    key: &str,
     arrival: &Arrival<'_>,
 ) -> Result<Answer, IngestError> {
+    charge_events(ingest, key, parsed.event_count())?;
     let client_ip = arrival.client_ip.to_string();
     let facts = events::RequestFacts {
         received_at: arrival.at,
@@ -203,12 +209,29 @@ async fn deliver(
         max_event_bytes: ingest.max_event_bytes,
     };
     let outcome = events::process(parsed, &facts)?;
-    for reject in &outcome.rejected {
-        ingest.metrics.rejected(reject.code);
+    for &(code, count) in &outcome.rejected_by_code {
+        ingest.metrics.rejected(code, count as u64);
     }
     write_to_sink(ingest, outcome.batch).await?;
     ingest.metrics.accepted.increment(outcome.accepted as u64);
-    Ok(answer::accepted_answer(outcome.accepted, &outcome.rejected))
+    Ok(answer::accepted_answer(
+        outcome.accepted,
+        &outcome.rejected,
+        outcome.rejected_count,
+    ))
+}
+
+/// Takes the request's events from its key's events budget.
+fn charge_events(ingest: &Ingest, key: &str, count: usize) -> Result<(), IngestError> {
+    ingest.index.charge_events(key, count).map_err(|refused| {
+        ingest.metrics.limited_key.increment(1);
+        match refused {
+            EventsRefused::Throttled(throttled) => IngestError::TooManyRequests(throttled),
+            EventsRefused::OverBurst { burst } => IngestError::PayloadTooLarge(format!(
+                "the request carries {count} events, more than this key may ever send at once ({burst})"
+            )),
+        }
+    })
 }
 
 fn no_key() -> IngestError {

@@ -76,13 +76,13 @@ async fn accept(
     let target = admit(ingest, &key, EventSource::Sdk, scope)?;
     let received_at_text = clock::format_millis(received_at);
     let body = event_body(query, kind, &received_at_text)?;
-    let parsed = events::parse(&body, &Route::Single(kind))?;
+    let parsed = events::parse(&body, &Route::Single(kind), ingest.max_events_per_request)?;
     let arrival = Arrival {
         at: received_at,
         at_text: &received_at_text,
         client_ip,
     };
-    deliver(ingest, parsed, target, &arrival).await
+    deliver(ingest, parsed, target, &key, &arrival).await
 }
 
 /// The event JSON a pixel's query string stands for.

@@ -1,5 +1,6 @@
 //! Property tests of the ingest decoding and validation path: random bytes, random
-//! gzip and random JSON never panic and never get past the limits.
+//! gzip and random JSON never panic and never get past the limits; enrichment with
+//! extreme dates never panics and computes only RFC 3339 times.
 
 use std::io::Write;
 
@@ -79,7 +80,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 fn check(body: &[u8], route: &Route) {
-    let Ok(parsed) = parse(body, route) else {
+    let Ok(parsed) = parse(body, route, 2500) else {
         return;
     };
     let Ok(outcome) = process(parsed, &facts()) else {
@@ -95,8 +96,64 @@ fn check(body: &[u8], route: &Route) {
     }
 }
 
+/// ISO-8601 date-times from year 0 to 9999 with extreme offsets, and a few forms
+/// beyond (extended years) that the parser may or may not take.
+fn extreme_date() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (0i32..=9999, 1u8..=12, 1u8..=28, 0u8..24, 0u16..1000,
+              prop_oneof![Just("Z"), Just("+14:00"), Just("-14:00"), Just("+05:30"), Just("")])
+            .prop_map(|(y, m, d, h, ms, off)| format!("{y:04}-{m:02}-{d:02}T{h:02}:59:59.{ms:03}{off}")),
+        1 => (0i32..=9999).prop_map(|y| format!("{y:04}-01-01")),
+        1 => prop_oneof![
+            Just("-000001-01-01T00:00:00Z"), Just("+010000-01-01T00:00:00Z"),
+            Just("0000-01-01T00:00:00+23:59"), Just("9999-12-31T23:59:59.999-23:59"),
+        ].prop_map(String::from),
+    ]
+}
+
+/// Whether a computed time is RFC 3339 UTC with milliseconds, years 0000–9999.
+fn is_computed_form(text: &str) -> bool {
+    text.len() == 24
+        && text.ends_with('Z')
+        && time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .is_ok_and(|t| (0..=9999).contains(&t.year()))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn extreme_dates_never_panic_and_computed_times_are_rfc_3339(
+        timestamp in prop::option::of(extreme_date()),
+        sent_at in prop::option::of(extreme_date()),
+        original in prop::option::of(extreme_date()),
+        batch_sent_at in prop::option::of(extreme_date()),
+    ) {
+        let mut event = serde_json::json!({"type": "track", "userId": "u", "event": "e"});
+        for (field, value) in [("timestamp", &timestamp), ("sentAt", &sent_at), ("originalTimestamp", &original)] {
+            if let Some(value) = value {
+                event[field] = value.clone().into();
+            }
+        }
+        let mut body = serde_json::json!({"batch": [event.clone(), {"type": "page", "anonymousId": "a"}]});
+        if let Some(sent) = &batch_sent_at {
+            body["sentAt"] = sent.clone().into();
+        }
+        for (body, route) in [
+            (event.to_string(), Route::Single(EventType::Track)),
+            (body.to_string(), Route::Batch),
+        ] {
+            let Ok(parsed) = parse(body.as_bytes(), &route, 2500) else { continue };
+            let Ok(outcome) = process(parsed, &facts()) else { continue };
+            for entry in outcome.batch.entries() {
+                let envelope: serde_json::Value = serde_json::from_slice(entry.line).unwrap();
+                let stored = &envelope["event"]["timestamp"];
+                let kept_as_sent = timestamp.as_deref().is_some_and(|t| stored == t);
+                prop_assert!(kept_as_sent || is_computed_form(stored.as_str().unwrap()), "{}", stored);
+                prop_assert!(is_computed_form(envelope["receivedAt"].as_str().unwrap()));
+            }
+        }
+    }
 
     #[test]
     fn random_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..4096), route in routes()) {

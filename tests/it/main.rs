@@ -22,6 +22,7 @@ mod on_redis;
 mod openapi;
 mod process;
 mod redis_server;
+mod request_limits;
 mod shutdown;
 mod sink_faults;
 mod support;

@@ -1,9 +1,15 @@
+use serde_json::Value;
+
 use super::*;
+use crate::clock;
+use crate::ingest::routes::Route;
 use crate::model::EventSource;
 
-const RECEIVED: &str = "2026-11-22T10:00:10.000Z";
+/// When the test requests arrive.
+pub(super) const RECEIVED: &str = "2026-11-22T10:00:10.000Z";
 
-fn facts() -> RequestFacts<'static> {
+/// Request facts for workspace 1, connection 7, events of at most 1 000 bytes.
+pub(super) fn facts() -> RequestFacts<'static> {
     RequestFacts {
         received_at: clock::parse_iso8601(RECEIVED).unwrap(),
         received_at_text: RECEIVED,
@@ -18,7 +24,7 @@ fn facts() -> RequestFacts<'static> {
 }
 
 fn run(body: &str, route: Route) -> Result<Outcome, IngestError> {
-    let parsed = parse(body.as_bytes(), &route)?;
+    let parsed = parse(body.as_bytes(), &route, 2500)?;
     process(parsed, &facts())
 }
 
@@ -167,7 +173,7 @@ fn malformed_bodies_are_bad_requests() {
     ] {
         assert!(
             matches!(
-                parse(body.as_bytes(), &route),
+                parse(body.as_bytes(), &route, 2500),
                 Err(IngestError::BadRequest(_))
             ),
             "{body}"
@@ -190,10 +196,101 @@ fn meergo_events_route_takes_three_shapes() {
     let array = r#"[{"type":"track","userId":"u","event":"a"},{"type":"page","userId":"u"}]"#;
     assert_eq!(run(array, Route::Events).unwrap().accepted, 2);
     let batch = r#"{"batch":[{"type":"screen","userId":"u"}],"writeKey":"k"}"#;
-    let parsed = parse(batch.as_bytes(), &Route::Events).unwrap();
+    let parsed = parse(batch.as_bytes(), &Route::Events, 2500).unwrap();
     assert_eq!(parsed.write_key.as_deref(), Some("k"));
     let one = r#"{"type":"identify","userId":"u"}"#;
     assert_eq!(run(one, Route::Events).unwrap().accepted, 1);
     let untyped = r#"{"userId":"u"}"#;
     assert!(run(untyped, Route::Events).is_err());
+}
+
+#[test]
+fn the_issues_extreme_timestamps_fall_back_to_received_at() {
+    // Issue 10 point 3: this request panicked the handler (year 10025).
+    let out = run(
+        r#"{"userId":"1","event":"x","sentAt":"0001-01-01T00:00:00Z","timestamp":"8000-01-01T00:00:00Z"}"#,
+        Route::Single(EventType::Track),
+    )
+    .unwrap();
+    let e = &envelopes(&out)[0]["event"];
+    assert_eq!(e["timestamp"], RECEIVED);
+    assert_eq!(e["originalTimestamp"], "8000-01-01T00:00:00Z");
+    // The reverse stored "-7974-11-27T…".
+    let out = run(
+        r#"{"userId":"1","event":"x","sentAt":"9999-01-01T00:00:00Z","timestamp":"0000-01-01T00:00:00Z"}"#,
+        Route::Single(EventType::Track),
+    )
+    .unwrap();
+    assert_eq!(envelopes(&out)[0]["event"]["timestamp"], RECEIVED);
+    // An originalTimestamp alone that is out of range in UTC.
+    let out = run(
+        r#"{"userId":"1","event":"x","originalTimestamp":"0000-01-01T00:00:00+05:00"}"#,
+        Route::Single(EventType::Track),
+    )
+    .unwrap();
+    assert_eq!(envelopes(&out)[0]["event"]["timestamp"], RECEIVED);
+}
+
+#[test]
+fn more_events_than_the_cap_is_payload_too_large() {
+    let event = r#"{"type":"track","userId":"u","event":"e"}"#;
+    let body = |n: usize| format!("{{\"batch\":[{}]}}", vec![event; n].join(","));
+    assert!(parse(body(3).as_bytes(), &Route::Batch, 3).is_ok());
+    for route in [Route::Batch, Route::Events] {
+        let err = parse(body(4).as_bytes(), &route, 3).err().unwrap();
+        assert!(matches!(err, IngestError::PayloadTooLarge(_)), "{route:?}");
+    }
+    let array = format!("[{}]", [event; 4].join(","));
+    let err = parse(array.as_bytes(), &Route::Events, 3).err().unwrap();
+    assert!(matches!(err, IngestError::PayloadTooLarge(_)));
+}
+
+#[test]
+fn the_answer_lists_the_first_100_rejects_and_counts_all() {
+    let mut events = vec![r#"{"type":"track","userId":"u","event":"ok"}"#.to_string()];
+    events.extend((0..2000).map(|_| "0".to_string()));
+    let body = format!("{{\"batch\":[{}]}}", events.join(","));
+    let out = run(&body, Route::Batch).unwrap();
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.rejected.len(), MAX_LISTED_REJECTS);
+    assert_eq!(out.rejected_count, 2000);
+    assert_eq!(out.rejected[99].index, 100);
+    assert_eq!(out.rejected_by_code, vec![("BadRequest", 2000)]);
+}
+
+#[test]
+fn untouched_values_are_copied_as_sent() {
+    let body = r#"{"userId":"u","event":"e","properties":{"price":1.50,"big":12345678901234567890123,"s":"\u00e9\n"},"writeKey":"k","userId":"v"}"#;
+    let out = run(body, Route::Single(EventType::Track)).unwrap();
+    let line = std::str::from_utf8(out.batch.entries().next().unwrap().line).unwrap();
+    assert!(
+        line.contains(
+            r#""properties":{"price":1.50,"big":12345678901234567890123,"s":"\u00e9\n"}"#
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("writeKey"));
+    // Duplicate keys: the last one wins and is written once.
+    assert_eq!(line.matches("\"userId\"").count(), 1);
+    assert_eq!(envelopes(&out)[0]["event"]["userId"], "v");
+}
+
+#[test]
+fn unpaired_surrogates_and_huge_numbers_are_refused() {
+    let body = r#"{"batch":[{"type":"track","userId":"u","event":"e","properties":{"a":"\ud800"}},
+        {"type":"track","userId":"u","event":"e","properties":{"a":1e400}},
+        {"type":"track","userId":"u","event":"\ud83d\ude00"}]}"#;
+    let out = run(body, Route::Batch).unwrap();
+    assert_eq!(out.accepted, 1);
+    let codes: Vec<_> = out.rejected.iter().map(|r| (r.index, r.code)).collect();
+    assert_eq!(codes, [(0, "BadRequest"), (1, "BadRequest")]);
+    let single = r#"{"userId":"u","event":"\udc00"}"#;
+    assert!(matches!(
+        parse(single.as_bytes(), &Route::Single(EventType::Track), 1),
+        Err(IngestError::BadRequest(_))
+    ));
+    assert_eq!(
+        clock::parse_iso8601("2026-11-22T10:00:00Z").map(clock::format_millis),
+        Some("2026-11-22T10:00:00.000Z".into())
+    );
 }

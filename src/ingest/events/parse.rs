@@ -1,0 +1,295 @@
+//! The body shapes of the SDK routes: one event, a `{"batch":[…]}` object, or (on
+//! `/v1/events`) a bare array. At most `max_events` events are ever collected: a
+//! longer array stops the parse with 413.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::enrich::{iso_message, BatchFields};
+use super::merge::Tree;
+use super::scan::{self, CappedArray, Key};
+use super::strict;
+use super::{Events, Parsed};
+use crate::clock;
+use crate::ingest::answer::IngestError;
+use crate::ingest::routes::{EventType, Route};
+
+/// Parses a body for an SDK route, collecting at most `max_events` events.
+pub fn parse<'a>(
+    body: &'a [u8],
+    route: &Route,
+    max_events: usize,
+) -> Result<Parsed<'a>, IngestError> {
+    match route {
+        Route::Single(kind) => single(body, Some(*kind)),
+        Route::Batch => {
+            let outer = outer(body, max_events)?;
+            from_batch(outer, "`batch` is required and must be an array of events")
+        }
+        Route::Events => match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => {
+                let mut events = Vec::new();
+                let mut overflowed = false;
+                let mut de = serde_json::Deserializer::from_str(utf8(body)?);
+                CappedArray {
+                    out: &mut events,
+                    cap: max_events,
+                    overflowed: &mut overflowed,
+                }
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map_err(|e| {
+                    too_many(overflowed, max_events)
+                        .unwrap_or_else(|| not_json(&e, "the body must be an array of events"))
+                })?;
+                Ok(Parsed {
+                    events: Events::Batch(events),
+                    write_key: None,
+                    batch: BatchFields::default(),
+                    forced_type: None,
+                })
+            }
+            _ => {
+                let outer = outer(body, max_events)?;
+                if outer.batch.is_some() {
+                    from_batch(outer, "")
+                } else {
+                    single(body, None)
+                }
+            }
+        },
+        Route::Webhook { .. } => Err(IngestError::BadRequest("not an SDK route".into())),
+    }
+}
+
+/// The outer object of a batch body, its members still raw.
+#[derive(Default)]
+struct Outer<'a> {
+    batch: Option<Vec<&'a RawValue>>,
+    sent_at: Option<&'a RawValue>,
+    context: Option<&'a RawValue>,
+    integrations: Option<&'a RawValue>,
+    write_key: Option<&'a RawValue>,
+}
+
+fn outer(body: &[u8], max_events: usize) -> Result<Outer<'_>, IngestError> {
+    let mut overflowed = false;
+    // Read as text: the events' spans then need no UTF-8 check of their own.
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
+    let result = OuterVisitor {
+        cap: max_events,
+        overflowed: &mut overflowed,
+    }
+    .deserialize(&mut de)
+    .and_then(|outer| de.end().map(|()| outer));
+    result.map_err(|e| {
+        too_many(overflowed, max_events).unwrap_or_else(|| {
+            not_json(
+                &e,
+                "the body must be a JSON object with a `batch` array of events",
+            )
+        })
+    })
+}
+
+struct OuterVisitor<'v> {
+    cap: usize,
+    overflowed: &'v mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for OuterVisitor<'_> {
+    type Value = Outer<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Outer<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OuterVisitor<'_> {
+    type Value = Outer<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outer<'de>, A::Error> {
+        let mut outer = Outer::default();
+        let mut seen = [false; 5];
+        while let Some(Key(key)) = map.next_key()? {
+            let (slot, name) = match &*key {
+                "batch" => (0, "batch"),
+                "sentAt" => (1, "sentAt"),
+                "context" => (2, "context"),
+                "integrations" => (3, "integrations"),
+                "writeKey" => (4, "writeKey"),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            // A repeated batch-level field is ambiguous: refused, as serde refuses it.
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(de::Error::duplicate_field(name));
+            }
+            match slot {
+                0 => {
+                    outer.batch = map.next_value_seed(OptionalEvents {
+                        cap: self.cap,
+                        overflowed: self.overflowed,
+                    })?
+                }
+                1 => outer.sent_at = map.next_value()?,
+                2 => outer.context = map.next_value()?,
+                3 => outer.integrations = map.next_value()?,
+                _ => outer.write_key = map.next_value()?,
+            }
+        }
+        Ok(outer)
+    }
+}
+
+/// `batch`: null, or an array of at most `cap` events.
+struct OptionalEvents<'v> {
+    cap: usize,
+    overflowed: &'v mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for OptionalEvents<'_> {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalEvents<'_> {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of events")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let mut events = Vec::new();
+        CappedArray {
+            out: &mut events,
+            cap: self.cap,
+            overflowed: self.overflowed,
+        }
+        .deserialize(deserializer)?;
+        Ok(Some(events))
+    }
+}
+
+fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, IngestError> {
+    const SHAPE: &str = "the body must be one event, a JSON object";
+    let text = utf8(body)?;
+    let mut members = Vec::with_capacity(32);
+    let mut de = serde_json::Deserializer::from_str(text);
+    scan::MembersSeed(&mut members)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| not_json(&e, SHAPE))?;
+    if !strict::members_are_strict(text, &members) {
+        return Err(IngestError::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            "an unpaired UTF-16 surrogate escape or a number out of range"
+        )));
+    }
+    scan::mark_duplicates(&mut members);
+    let write_key = scan::find(&members, "writeKey").and_then(|m| take_write_key(Some(m.value)));
+    Ok(Parsed {
+        events: Events::Single(members, body.len()),
+        write_key,
+        batch: BatchFields::default(),
+        forced_type,
+    })
+}
+
+fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestError> {
+    let Some(events) = outer.batch else {
+        return Err(IngestError::BadRequest(missing.into()));
+    };
+    for raw in [outer.context, outer.integrations, outer.write_key]
+        .into_iter()
+        .flatten()
+    {
+        if !strict::is_strict(raw.get().as_bytes()) {
+            return Err(IngestError::BadRequest(
+                "the body is not valid JSON: an unpaired UTF-16 surrogate escape or a number out of range".into(),
+            ));
+        }
+    }
+    let sent_at = match outer.sent_at.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => match scan::string(raw).and_then(|text| clock::parse_iso8601(&text)) {
+            Some(t) => Some((raw, t)),
+            None => return Err(IngestError::BadRequest(iso_message("sentAt"))),
+        },
+    };
+    Ok(Parsed {
+        events: Events::Batch(events),
+        write_key: take_write_key(outer.write_key.map(RawValue::get)),
+        batch: BatchFields {
+            sent_at,
+            context: batch_object(outer.context, "context")?,
+            integrations: batch_object(outer.integrations, "integrations")?,
+        },
+        forced_type: None,
+    })
+}
+
+fn batch_object<'a>(
+    raw: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<Tree<'a>>, IngestError> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(text) if text.starts_with('{') => Tree::parse(text)
+            .map(Some)
+            .map_err(|e| IngestError::BadRequest(format!("the body is not valid JSON: {e}"))),
+        Some(_) => Err(IngestError::BadRequest(format!(
+            "the batch's `{name}` must be an object"
+        ))),
+    }
+}
+
+fn take_write_key(raw: Option<&str>) -> Option<String> {
+    scan::string(raw?)
+        .filter(|key| !key.is_empty())
+        .map(|key| key.into_owned())
+}
+
+fn utf8(body: &[u8]) -> Result<&str, IngestError> {
+    std::str::from_utf8(body).map_err(|e| {
+        IngestError::BadRequest(format!("the body is not valid JSON: not UTF-8 ({e})"))
+    })
+}
+
+fn too_many(overflowed: bool, max: usize) -> Option<IngestError> {
+    overflowed.then(|| {
+        IngestError::PayloadTooLarge(format!(
+            "the request carries more than {max} events (ingest.max_events_per_request)"
+        ))
+    })
+}
+
+fn not_json(error: &serde_json::Error, shape: &str) -> IngestError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            IngestError::BadRequest(format!("the body is not valid JSON: {error}"))
+        }
+        Category::Data => IngestError::BadRequest(format!("{shape}: {error}")),
+    }
+}
