@@ -12,8 +12,6 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::strict::skip_string;
-
 /// One member of an object, as sent.
 #[derive(Debug, Clone)]
 pub struct Member<'a> {
@@ -263,6 +261,17 @@ fn hash(key: &str) -> u32 {
     key.bytes().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
+}
+
+/// The index after the closing quote of the string starting at `i`.
+pub fn skip_string(bytes: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+        if bytes[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2;
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! skips values without checking either; an event holding one would make its stored
 //! envelope unreadable to strict parsers, so it is refused as the `Value` path did.
 
-use super::scan::Member;
+use super::scan::{skip_string, Member};
 
 /// Whether JSON text (already known to be well-formed) is also what a full parse
 /// accepts: every `\u` surrogate escape paired, every number within `f64` range.
@@ -108,17 +108,6 @@ fn number_marks(bytes: &[u8]) -> (usize, bool) {
         start = end;
     }
     (digits, exponent != 0)
-}
-
-/// The index after the closing quote of the string starting at `i`.
-pub fn skip_string(bytes: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
-        if bytes[i] == b'"' {
-            return Some(i + 1);
-        }
-        i += 2;
-    }
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
