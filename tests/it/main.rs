@@ -15,6 +15,7 @@ mod ingest;
 mod layers;
 mod limits;
 mod load;
+mod memory;
 mod nats;
 mod nats_cluster;
 mod nats_server;
