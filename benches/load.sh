@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Load benchmark: in one run on this machine, throughput and latency of
-#   (a) a bare hyper server answering 200 (examples/bare_hyper.rs),
-#   (b) intake POST /v1/track with a valid key and the log sink (fsync per group),
-#   (c) intake POST /v1/track with the Redis stream sink,
-#   (d) intake POST /v1/batch of 100 events (log sink),
-#   (e) intake POST /v1/track with the NATS JetStream sink (one nats-server -js, file
-#       storage, stream created by intake with 1 replica),
-#   (f) intake POST /v1/batch of 100 events with the NATS sink,
-# each also as a ratio to (a), so that runs on noisy machines stay comparable, and the
-# NATS cases as a ratio to the same case on the log sink (the durable baseline).
-# Installs wrk, redis-server and nats-server from Debian's packages when missing. Per-key rate
-# limits are turned off for the run. Usage: benches/load.sh [seconds] [connections]
+# Load benchmark: one run on this machine, every case against the same baselines.
+# The body is the realistic ~900-byte Segment Python track event of
+# benches/track_event.json, each event with its own messageId (as every SDK sends),
+# so that deduplication does its real work. For 32 and 256 connections:
+#   (a) bare hyper server answering 200 (examples/bare_hyper.rs): the CPU limit;
+#   (b) durable baseline (examples/durable_hyper.rs): the same server appending each
+#       body to a file and answering after a group-committed fdatasync: the disk's limit
+#       for "200 means durable";
+#   (c) intake POST /v1/track, log sink on disk, default configuration (dedup on);
+#   (d) the same with dedup off (dedup.window_secs = 0);
+#   (e) intake POST /v1/track with its data dir on tmpfs (fsync free);
+#   (f) intake POST /v1/batch of 100 such events on tmpfs;
+# then, at 32 connections, the remote sinks (dedup on):
+#   (g) Redis stream sink (redis-server with AOF appendfsync always);
+#   (h) NATS JetStream sink (one nats-server -js, file storage).
+# Ratios printed per concurrency: cpu = (e)/(a), durable = (c)/(b), p99 = (c)/(b),
+# dedup = (c)/(d); and (f) in events/s.
+# Installs wrk, redis-server and nats-server from Debian's packages when missing.
+# Per-key request and event budgets are off for the run. Usage: benches/load.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH=${1:-10}
-CONNECTIONS=${2:-32}
+SECONDS_EACH=${1:-8}
 THREADS=1
 
 need() {
@@ -27,10 +33,13 @@ need redis-server redis-server
 [ -x /usr/sbin/nats-server ] && PATH=$PATH:/usr/sbin
 need nats-server nats-server
 
-cargo build --release --quiet --bin intake --example bare_hyper
-WORK=$(mktemp -d)
+cargo build --release --quiet --bin intake --example bare_hyper --example durable_hyper
+# Disk cases under target/ (the repository's disk), tmpfs cases under /dev/shm.
+DISK=$(mktemp -d "$PWD/target/load.XXXXXX")
+SHM=$(mktemp -d /dev/shm/intake-load.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=(); }
+cleanup() { stop_all; rm -rf "$DISK" "$SHM"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -39,17 +48,30 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev
 API_KEY=api_LoadBenchKey00000000000000000000000000000
 API_KEY=${API_KEY:0:44}
 
-# run_wrk NAME URL BODY_FILE AUTH → prints "NAME rps p50 p99" (ms)
+# Bodies: every "__ID__" becomes a new messageId per request (wrk's Lua, below).
+python3 - benches/track_event.json "$DISK/track.json" "$DISK/batch.json" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1])); event["messageId"] = "__ID__"
+json.dump(event, open(sys.argv[2], "w"), separators=(",", ":"))
+json.dump({"batch": [event] * 100}, open(sys.argv[3], "w"), separators=(",", ":"))
+PY
+
+# run_wrk NAME CONNECTIONS URL BODY_FILE AUTH → "NAME|rps|p50|p99|non2xx" (ms)
 run_wrk() {
-  local name=$1 url=$2 body=$3 auth=$4
-  cat > "$WORK/post.lua" <<LUA
+  local name=$1 connections=$2 url=$3 body=$4 auth=$5
+  cat > "$DISK/post.lua" <<LUA
 wrk.method = "POST"
-local f = io.open("$body", "rb"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "$auth"
+local f = io.open("$body", "rb"); local template = f:read("*a"); f:close()
+local run, n = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000)), 0
+local function next_id() n = n + 1; return run .. "-" .. n end
+request = function()
+  return wrk.format(nil, nil, nil, (template:gsub("__ID__", next_id)))
+end
 LUA
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s "$WORK/post.lua" "$url")
+  out=$(wrk -t"$THREADS" -c"$connections" -d"${SECONDS_EACH}s" --latency -s "$DISK/post.lua" "$url")
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -59,70 +81,86 @@ LUA
 }
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
 
-start_intake() { # DATA_DIR SINK REDIS_URL [NATS_URL] → sets INGEST ADMIN
-  local dir=$1 sink=$2 url=$3 nats=${4:-nats://127.0.0.1:1}
+start_intake() { # DATA_DIR SINK [REDIS_URL] [NATS_URL] [extra env...] → sets INGEST ADMIN
+  local dir=$1 sink=$2 url=${3:-redis://127.0.0.1:1} nats=${4:-nats://127.0.0.1:1}
+  shift 4 || shift $#
   INGEST=$(free_port); ADMIN=$(free_port)
-  INTAKE_INGEST__LISTEN=127.0.0.1:$INGEST INTAKE_ADMIN__LISTEN=127.0.0.1:$ADMIN \
+  env "$@" INTAKE_INGEST__LISTEN=127.0.0.1:$INGEST INTAKE_ADMIN__LISTEN=127.0.0.1:$ADMIN \
   INTAKE_STORE__DATA_DIR=$dir INTAKE_SINK__BACKEND=$sink INTAKE_STORE__REDIS_URL=$url \
-  INTAKE_SINK__NATS_URL=$nats \
-  INTAKE_ADMIN__BOOTSTRAP_API_KEY=$API_KEY INTAKE_RATE_LIMIT__PER_KEY_PER_SECOND=0 \
+  INTAKE_SINK__NATS_URL=$nats INTAKE_SINK__SPOOL_DIR=$dir/spool \
+  INTAKE_ADMIN__BOOTSTRAP_API_KEY=$API_KEY INTAKE_RATE_LIMIT__PER_KEY_PER_SECOND=0 INTAKE_RATE_LIMIT__PER_KEY_EVENTS_PER_SECOND=0 \
   RUST_LOG=warn ./target/release/intake >"$dir.log" 2>&1 &
   PIDS+=($!)
   wait_port "$INGEST"; wait_port "$ADMIN"
-}
-write_key() { # → prints a new sdk key on the intake at $ADMIN
-  local ws conn
+  local ws conn key
   ws=$(curl -s -X POST "127.0.0.1:$ADMIN/v1/workspaces" -H "Authorization: Bearer $API_KEY" -d '{"name":"load"}' | sed 's/.*"id":\([0-9]*\).*/\1/')
   conn=$(curl -s -X POST "127.0.0.1:$ADMIN/v1/connections" -H "Authorization: Bearer $API_KEY" -H "Intake-Workspace: $ws" -d '{"name":"load","type":"sdk"}' | sed 's/.*"id":\([0-9]*\).*/\1/')
-  curl -s "127.0.0.1:$ADMIN/v1/connections/$conn/event-write-keys" -H "Authorization: Bearer $API_KEY" -H "Intake-Workspace: $ws" | sed 's/.*\["\([^"]*\)".*/\1/'
+  key=$(curl -s "127.0.0.1:$ADMIN/v1/connections/$conn/event-write-keys" -H "Authorization: Bearer $API_KEY" -H "Intake-Workspace: $ws" | sed 's/.*\["\([^"]*\)".*/\1/')
+  AUTH="Basic $(printf '%s:' "$key" | base64 -w0)"
 }
 
-echo '{"userId":"user-42","event":"Order Completed","properties":{"orderId":"o-1","total":99.5,"currency":"EUR"},"context":{"library":{"name":"analytics-node","version":"2.1.0"}}}' > "$WORK/track.json"
-python3 - "$WORK/track.json" "$WORK/batch.json" <<'PY'
-import json, sys
-event = json.load(open(sys.argv[1])); event["type"] = "track"
-json.dump({"batch": [event] * 100}, open(sys.argv[2], "w"))
-PY
-
+declare -A ROW
 RESULTS=()
-BARE=$(free_port)
-./target/release/examples/bare_hyper "127.0.0.1:$BARE" 2>/dev/null & PIDS+=($!)
-wait_port "$BARE"
-RESULTS+=("$(run_wrk "(a) bare hyper" "http://127.0.0.1:$BARE/v1/track" "$WORK/track.json" "Basic eDo=")")
+record() { ROW[$1]=$2; RESULTS+=("$2"); }
 
-start_intake "$WORK/log" log redis://127.0.0.1:1
-KEY=$(write_key); AUTH="Basic $(printf '%s:' "$KEY" | base64 -w0)"
-RESULTS+=("$(run_wrk "(b) intake track, log sink" "http://127.0.0.1:$INGEST/v1/track" "$WORK/track.json" "$AUTH")")
-RESULTS+=("$(run_wrk "(d) intake batch of 100, log sink" "http://127.0.0.1:$INGEST/v1/batch" "$WORK/batch.json" "$AUTH")")
+for C in 32 256; do
+  PORT=$(free_port)
+  ./target/release/examples/bare_hyper "127.0.0.1:$PORT" 2>/dev/null & PIDS+=($!)
+  wait_port "$PORT"
+  record "a$C" "$(run_wrk "(a) bare hyper, -c$C" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
+  stop_all
+
+  PORT=$(free_port)
+  ./target/release/examples/durable_hyper "127.0.0.1:$PORT" "$DISK/durable-$C.ndjson" 2>/dev/null & PIDS+=($!)
+  wait_port "$PORT"
+  record "b$C" "$(run_wrk "(b) durable baseline (fdatasync), -c$C" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
+  stop_all
+
+  start_intake "$DISK/log-$C" log
+  record "c$C" "$(run_wrk "(c) intake track, log sink on disk, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+  stop_all
+
+  start_intake "$DISK/nodedup-$C" log "" "" INTAKE_DEDUP__WINDOW_SECS=0
+  record "d$C" "$(run_wrk "(d) the same, dedup off, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+  stop_all
+
+  start_intake "$SHM/log-$C" log
+  record "e$C" "$(run_wrk "(e) intake track on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+  stop_all
+
+  start_intake "$SHM/batch-$C" log
+  record "f$C" "$(run_wrk "(f) intake batch of 100 on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/batch" "$DISK/batch.json" "$AUTH")"
+  stop_all
+done
 
 REDIS=$(free_port)
-redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$WORK" >/dev/null & PIDS+=($!)
+redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$DISK" >/dev/null & REDIS_PID=$!
 wait_port "$REDIS"
-start_intake "$WORK/redis" redis "redis://127.0.0.1:$REDIS"
-KEY=$(write_key); AUTH="Basic $(printf '%s:' "$KEY" | base64 -w0)"
-RESULTS+=("$(run_wrk "(c) intake track, Redis stream sink (AOF fsync always)" "http://127.0.0.1:$INGEST/v1/track" "$WORK/track.json" "$AUTH")")
+start_intake "$DISK/redis" redis "redis://127.0.0.1:$REDIS"
+record g "$(run_wrk "(g) intake track, Redis stream sink (AOF always), -c32" 32 "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+stop_all; kill "$REDIS_PID"
 
 NATS=$(free_port)
-nats-server -js -a 127.0.0.1 -p "$NATS" -sd "$WORK/nats-store" >/dev/null 2>&1 & PIDS+=($!)
+nats-server -js -a 127.0.0.1 -p "$NATS" -sd "$DISK/nats-store" >/dev/null 2>&1 & NATS_PID=$!
 wait_port "$NATS"
-start_intake "$WORK/nats" nats redis://127.0.0.1:1 "nats://127.0.0.1:$NATS"
-KEY=$(write_key); AUTH="Basic $(printf '%s:' "$KEY" | base64 -w0)"
-RESULTS+=("$(run_wrk "(e) intake track, NATS JetStream sink (file storage)" "http://127.0.0.1:$INGEST/v1/track" "$WORK/track.json" "$AUTH")")
-RESULTS+=("$(run_wrk "(f) intake batch of 100, NATS JetStream sink" "http://127.0.0.1:$INGEST/v1/batch" "$WORK/batch.json" "$AUTH")")
+start_intake "$DISK/nats" nats "" "nats://127.0.0.1:$NATS"
+record h "$(run_wrk "(h) intake track, NATS JetStream sink, -c32" 32 "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+stop_all; kill "$NATS_PID"
 
-BASE_RPS=$(cut -d'|' -f2 <<<"${RESULTS[0]}")
-BASE_P99=$(cut -d'|' -f4 <<<"${RESULTS[0]}")
+field() { cut -d'|' -f"$2" <<<"${ROW[$1]}"; }
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s on $(nproc) cores, load generator on the same machine"
-printf '| %-55s | %10s | %8s | %8s | %10s | %10s | %6s |\n' case "requests/s" "p50 ms" "p99 ms" "rps vs (a)" "p99 vs (a)" "non-2xx"
-printf '| %-55s | %10s | %8s | %8s | %10s | %10s | %6s |\n' --- --- --- --- --- --- ---
+echo "wrk -t$THREADS -d${SECONDS_EACH}s on $(nproc) cores, load generator on the same machine, $(date -u +%F)"
+printf '| %-46s | %10s | %8s | %8s | %7s |\n' case "requests/s" "p50 ms" "p99 ms" "non-2xx"
+printf '| %-46s | %10s | %8s | %8s | %7s |\n' --- --- --- --- ---
 for row in "${RESULTS[@]}"; do
   IFS='|' read -r name rps p50 p99 bad <<<"$row"
-  ratio=$(awk -v a="$rps" -v b="$BASE_RPS" 'BEGIN { printf "%.0f %%", 100*a/b }')
-  lat=$(awk -v a="$p99" -v b="$BASE_P99" 'BEGIN { printf "%.1f x", a/b }')
-  printf '| %-55s | %10s | %8s | %8s | %10s | %10s | %6s |\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$lat" "$bad"
+  printf '| %-46s | %10s | %8s | %8s | %7s |\n' "$name" "$rps" "$p50" "$p99" "$bad"
 done
-rps_of() { for row in "${RESULTS[@]}"; do [[ $row == "$1"* ]] && cut -d'|' -f2 <<<"$row"; done; }
 echo
-awk -v e="$(rps_of '(e)')" -v b="$(rps_of '(b)')" 'BEGIN { printf "(e) NATS track vs (b) log sink track: %.0f %%\n", 100*e/b }'
-awk -v f="$(rps_of '(f)')" -v d="$(rps_of '(d)')" 'BEGIN { printf "(f) NATS batch vs (d) log sink batch: %.0f %%; NATS events/s in batches of 100: %.0f\n", 100*f/d, 100*f }'
+for C in 32 256; do
+  awk -v c="$C" -v a="$(field "a$C" 2)" -v b="$(field "b$C" 2)" -v cc="$(field "c$C" 2)" \
+      -v d="$(field "d$C" 2)" -v e="$(field "e$C" 2)" -v f="$(field "f$C" 2)" \
+      -v bp="$(field "b$C" 4)" -v cp="$(field "c$C" 4)" 'BEGIN {
+    printf "-c%s: cpu = (e)/(a) = %.2f; durable = (c)/(b) = %.2f; p99 (c)/(b) = %.1fx; dedup on/off = (c)/(d) = %.2f; batch = %.0f events/s\n",
+      c, e/a, cc/b, cp/bp, cc/d, 100*f }'
+done

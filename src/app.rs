@@ -293,6 +293,13 @@ fn ingest_state(
         ip_limiter: IpLimiter::new(&settings.rate_limit),
         metrics: IngestMetrics::new(),
         access_log: config.access_log,
+        webhook_id_header: settings
+            .dedup
+            .webhook_id_header
+            .as_deref()
+            .map(|name| http::HeaderName::from_bytes(name.as_bytes()))
+            .transpose()
+            .context("dedup.webhook_id_header")?,
     }))
 }
 

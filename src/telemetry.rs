@@ -46,6 +46,14 @@ pub const SINK_STATE: &str = "intake_sink_state";
 pub const IP_LIMITER_ENTRIES: &str = "intake_ip_limiter_entries";
 /// Failed admin authentications.
 pub const ADMIN_AUTH_FAILURES: &str = "intake_admin_auth_failures_total";
+/// Counter: accepted events not stored again because their messageId was already
+/// stored for the connection within `dedup.window_secs`.
+pub const EVENTS_DEDUPLICATED: &str = "intake_events_deduplicated_total";
+/// Gauge: seconds of history the in-memory dedup window holds now (below
+/// `dedup.window_secs` once `dedup.max_entries` made it drop its oldest ids).
+pub const DEDUP_WINDOW: &str = "intake_dedup_window_seconds";
+/// Gauge: messageIds the in-memory dedup window remembers.
+pub const DEDUP_ENTRIES: &str = "intake_dedup_entries";
 
 /// Latency buckets in seconds: 100 µs to 5 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -116,6 +124,8 @@ pub struct IngestMetrics {
     pub limited_key: Counter,
     /// Requests over an address's budget.
     pub limited_ip: Counter,
+    /// Events answered as duplicates.
+    pub deduplicated: Counter,
 }
 
 impl IngestMetrics {
@@ -143,6 +153,7 @@ impl IngestMetrics {
             sink_seconds: histogram!(SINK_SECONDS),
             limited_key: counter!(RATE_LIMITED, "scope" => "key"),
             limited_ip: counter!(RATE_LIMITED, "scope" => "ip"),
+            deduplicated: counter!(EVENTS_DEDUPLICATED),
         }
     }
 
@@ -192,6 +203,12 @@ pub fn record_spool(spooled: u64, depth: u64) {
 /// The sink's state (see `SINK_STATE`).
 pub fn record_sink_state(state: u8) {
     gauge!(SINK_STATE).set(f64::from(state));
+}
+
+/// The in-memory dedup window: how many ids, covering how many seconds.
+pub fn record_dedup_window(entries: usize, seconds: u64) {
+    gauge!(DEDUP_ENTRIES).set(entries as f64);
+    gauge!(DEDUP_WINDOW).set(seconds as f64);
 }
 
 /// Addresses tracked by the per-address limiter.

@@ -178,6 +178,9 @@ pub struct DedupConfig {
     pub window_secs: u64,
     /// Remembered ids at most (embedded store only; the oldest go first).
     pub max_entries: usize,
+    /// A header carrying a webhook sender's delivery id (besides GitHub's
+    /// `X-GitHub-Delivery` and Stripe's event id, which are always used).
+    pub webhook_id_header: Option<String>,
 }
 
 impl Default for IngestConfig {
@@ -257,6 +260,7 @@ impl Default for DedupConfig {
         Self {
             window_secs: 86_400,
             max_entries: 10_000_000,
+            webhook_id_header: None,
         }
     }
 }

@@ -361,6 +361,13 @@ impl DedupConfig {
             "dedup.max_entries",
             "must be greater than 0",
         );
+        problems.check(
+            self.webhook_id_header
+                .as_deref()
+                .is_none_or(|name| http::HeaderName::from_bytes(name.as_bytes()).is_ok()),
+            "dedup.webhook_id_header",
+            "must be a valid HTTP header name",
+        );
         self.clone()
     }
 }

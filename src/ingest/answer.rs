@@ -144,23 +144,36 @@ pub struct Reject {
 #[serde(rename_all = "camelCase")]
 struct PartialSuccess<'a> {
     success: bool,
-    accepted: usize,
-    rejected: &'a [Reject],
-    rejected_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<&'a [Reject]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicates: Option<usize>,
 }
 
 /// The 200 answer: `{"success":true}`, plus, when events were refused, the first of
 /// them (the caller keeps at most 100, so the answer stays small whatever the request)
-/// and `rejectedCount`, how many in all.
-pub fn accepted_answer(accepted: usize, rejected: &[Reject], rejected_count: usize) -> Answer {
-    if rejected_count == 0 {
+/// and `rejectedCount`, how many in all; plus `duplicates` when some accepted events
+/// had already been stored (counted in `accepted`, not stored again).
+pub fn accepted_answer(
+    accepted: usize,
+    rejected: &[Reject],
+    rejected_count: usize,
+    duplicates: usize,
+) -> Answer {
+    if rejected_count == 0 && duplicates == 0 {
         return json_answer(StatusCode::OK, Bytes::from_static(b"{\"success\":true}"));
     }
+    let refused = rejected_count > 0;
     let body = serde_json::to_vec(&PartialSuccess {
         success: true,
-        accepted,
-        rejected,
-        rejected_count,
+        accepted: refused.then_some(accepted),
+        rejected: refused.then_some(rejected),
+        rejected_count: refused.then_some(rejected_count),
+        duplicates: (duplicates > 0).then_some(duplicates),
     })
     .unwrap_or_default();
     json_answer(StatusCode::OK, Bytes::from(body))

@@ -31,7 +31,7 @@ use ipnet::IpNet;
 use crate::clock;
 use crate::index::{KeyIndex, KeyTarget};
 use crate::limits::{EventsRefused, IpLimiter};
-use crate::sink::{Batch, Sink};
+use crate::sink::{Batch, Sink, Written};
 use crate::telemetry::{IngestMetrics, ROUTES};
 use answer::{Answer, IngestError};
 use cors::Cors;
@@ -67,6 +67,8 @@ pub struct Ingest {
     pub metrics: IngestMetrics,
     /// Whether to log one line per request (target `intake::access`).
     pub access_log: bool,
+    /// `dedup.webhook_id_header`: where a webhook sender puts its delivery id.
+    pub webhook_id_header: Option<http::HeaderName>,
 }
 
 /// One request, answered; CORS headers go on every answer; metrics and the access
@@ -156,10 +158,16 @@ async fn respond(
 
     if route.is_webhook() {
         let target = early_target.ok_or_else(no_key)?;
-        let batch = webhook::envelope(&body, &parts.headers, target, &received_at_text)?;
-        write_to_sink(ingest, batch).await?;
+        let batch = webhook::envelope(
+            &body,
+            &parts.headers,
+            ingest.webhook_id_header.as_ref(),
+            target,
+            &received_at_text,
+        )?;
+        let written = write_to_sink(ingest, batch).await?;
         ingest.metrics.accepted.increment(1);
-        return Ok(answer::accepted_answer(1, &[], 0));
+        return Ok(answer::accepted_answer(1, &[], 0, written.duplicates));
     }
 
     let parsed = events::parse(&body, &route, ingest.max_events_per_request);
@@ -212,12 +220,13 @@ async fn deliver(
     for &(code, count) in &outcome.rejected_by_code {
         ingest.metrics.rejected(code, count as u64);
     }
-    write_to_sink(ingest, outcome.batch).await?;
+    let written = write_to_sink(ingest, outcome.batch).await?;
     ingest.metrics.accepted.increment(outcome.accepted as u64);
     Ok(answer::accepted_answer(
         outcome.accepted,
         &outcome.rejected,
         outcome.rejected_count,
+        written.duplicates,
     ))
 }
 
@@ -240,7 +249,8 @@ fn no_key() -> IngestError {
     )
 }
 
-async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<(), IngestError> {
+/// Stores a request's envelopes; the receipt says how many were duplicates.
+async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<Written, IngestError> {
     let started = Instant::now();
     let result = ingest.sink.write(batch).await;
     ingest
@@ -248,7 +258,15 @@ async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<(), IngestError>
         .sink_seconds
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok(_written) => Ok(()),
+        Ok(written) => {
+            if written.duplicates > 0 {
+                ingest
+                    .metrics
+                    .deduplicated
+                    .increment(written.duplicates as u64);
+            }
+            Ok(written)
+        }
         Err(error) => {
             tracing::debug!(error = %crate::sink::cause_chain(&error), "answering 503: the sink refused");
             Err(IngestError::Unavailable(error))

@@ -1,5 +1,7 @@
 //! Webhook deliveries: any JSON value, or a form (turned into an object; a repeated
 //! field becomes an array), stored with the delivery's content type and user agent.
+//! The envelope's messageId is the sender's delivery id when it gives one (so a
+//! redelivery is deduplicated like an SDK retry), else a new UUID.
 
 use http::HeaderMap;
 use serde::Serialize;
@@ -28,6 +30,7 @@ struct WebhookHeaders<'a> {
 pub fn envelope(
     body: &[u8],
     headers: &HeaderMap,
+    id_header: Option<&http::HeaderName>,
     target: KeyTarget,
     received_at: &str,
 ) -> Result<Batch, IngestError> {
@@ -47,7 +50,9 @@ pub fn envelope(
             ))
         })?
     };
-    let message_id = uuid::Uuid::new_v4().to_string();
+    let delivery_id = delivery_id(headers, id_header, &payload);
+    let sender_id = delivery_id.is_some();
+    let message_id = delivery_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let event = WebhookEvent {
         payload,
         headers: WebhookHeaders {
@@ -65,9 +70,35 @@ pub fn envelope(
     };
     let mut batch = Batch::new(target.workspace_id, target.connection_id, body.len() + 256);
     batch
-        .push(&message_id, |buf| envelope.write_json(buf))
+        .push(&message_id, sender_id, |buf| envelope.write_json(buf))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
     Ok(batch)
+}
+
+/// Longest delivery id taken from a sender; a longer one is not used (the delivery
+/// then gets a new id and is not deduplicated).
+const MAX_DELIVERY_ID: usize = 200;
+
+/// The sender's id of this delivery: the configured header (`dedup.webhook_id_header`),
+/// GitHub's `X-GitHub-Delivery`, or a Stripe event's `id`.
+fn delivery_id(
+    headers: &HeaderMap,
+    id_header: Option<&http::HeaderName>,
+    payload: &Value,
+) -> Option<String> {
+    let usable = |id: &&str| !id.is_empty() && id.len() <= MAX_DELIVERY_ID;
+    let configured = id_header.and_then(|name| header(headers, name.clone()));
+    let github = || header(headers, http::HeaderName::from_static("x-github-delivery"));
+    let stripe_event = || {
+        let is_event = payload.get("object").and_then(Value::as_str) == Some("event");
+        let id = payload.get("id").and_then(Value::as_str)?;
+        (is_event && id.starts_with("evt_")).then_some(id)
+    };
+    configured
+        .filter(usable)
+        .or_else(|| github().filter(usable))
+        .or_else(|| stripe_event().filter(usable))
+        .map(str::to_string)
 }
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
@@ -97,5 +128,34 @@ mod tests {
     fn form_fields_become_an_object_and_repeats_an_array() {
         let v = form_to_object(b"a=1&b=x+y&a=2&c=%26");
         assert_eq!(v, serde_json::json!({"a":["1","2"],"b":"x y","c":"&"}));
+    }
+
+    #[test]
+    fn delivery_ids_come_from_github_stripe_or_the_configured_header() {
+        let mut headers = HeaderMap::new();
+        let payload = serde_json::json!({"id":"evt_1","object":"event"});
+        assert_eq!(
+            delivery_id(&headers, None, &payload).as_deref(),
+            Some("evt_1")
+        );
+        headers.insert("x-github-delivery", "gh-1".parse().unwrap());
+        assert_eq!(
+            delivery_id(&headers, None, &payload).as_deref(),
+            Some("gh-1")
+        );
+        let custom = http::HeaderName::from_static("x-delivery");
+        headers.insert("x-delivery", "c-1".parse().unwrap());
+        assert_eq!(
+            delivery_id(&headers, Some(&custom), &payload).as_deref(),
+            Some("c-1")
+        );
+        let plain = serde_json::json!({"id":"evt_1"});
+        assert_eq!(delivery_id(&HeaderMap::new(), None, &plain), None);
+        headers.insert("x-delivery", "x".repeat(201).parse().unwrap());
+        let empty = serde_json::json!({});
+        assert_eq!(
+            delivery_id(&headers, Some(&custom), &empty).as_deref(),
+            Some("gh-1")
+        );
     }
 }

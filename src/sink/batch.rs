@@ -17,8 +17,9 @@ pub struct Batch {
     lines: Vec<u8>,
     /// The envelopes' messageIds, back to back.
     ids: String,
-    /// Per envelope: end of its line in `lines`, end of its messageId in `ids`.
-    ends: Vec<(usize, usize)>,
+    /// Per envelope: end of its line in `lines`, end of its messageId in `ids`, and
+    /// whether the id came from the sender (so a copy of it may arrive again).
+    ends: Vec<(usize, usize, bool)>,
 }
 
 /// One envelope of a batch.
@@ -28,6 +29,9 @@ pub struct Entry<'a> {
     pub line: &'a [u8],
     /// The event's messageId (a webhook envelope's own).
     pub message_id: &'a str,
+    /// Whether the sender chose the id: only such ids are deduplicated (an id intake
+    /// made up is new by construction).
+    pub sender_id: bool,
 }
 
 impl Batch {
@@ -43,10 +47,12 @@ impl Batch {
     }
 
     /// Appends one envelope: `write` puts its JSON (no newline) at the end of the
-    /// buffer it is given; on error nothing of it stays.
+    /// buffer it is given; on error nothing of it stays. `sender_id`: the sender chose
+    /// `message_id` (see `Entry::sender_id`).
     pub fn push<E>(
         &mut self,
         message_id: &str,
+        sender_id: bool,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = self.lines.len();
@@ -56,8 +62,26 @@ impl Batch {
         }
         self.lines.push(b'\n');
         self.ids.push_str(message_id);
-        self.ends.push((self.lines.len(), self.ids.len()));
+        self.ends
+            .push((self.lines.len(), self.ids.len(), sender_id));
         Ok(())
+    }
+
+    /// Keeps the envelopes whose `keep` entry is true (one per envelope, in order):
+    /// what is left once duplicates are dropped.
+    pub fn retain(&mut self, keep: &[bool]) {
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        let mut kept = Batch::new(self.workspace_id, self.connection_id, self.lines.len());
+        for (entry, _) in self.entries().zip(keep).filter(|(_, &k)| k) {
+            kept.lines.extend_from_slice(entry.line);
+            kept.lines.push(b'\n');
+            kept.ids.push_str(entry.message_id);
+            kept.ends
+                .push((kept.lines.len(), kept.ids.len(), entry.sender_id));
+        }
+        *self = kept;
     }
 
     /// Every envelope line, newline-terminated, back to back (what a log stores).
@@ -79,10 +103,11 @@ impl Batch {
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         let mut line_start = 0;
         let mut id_start = 0;
-        self.ends.iter().map(move |&(line_end, id_end)| {
+        self.ends.iter().map(move |&(line_end, id_end, sender_id)| {
             let entry = Entry {
                 line: &self.lines[line_start..line_end - 1],
                 message_id: &self.ids[id_start..id_end],
+                sender_id,
             };
             (line_start, id_start) = (line_end, id_end);
             entry
@@ -98,19 +123,19 @@ mod tests {
     fn entries_give_back_each_line_and_id() {
         let mut batch = Batch::new(1, 2, 64);
         batch
-            .push("m1", |buf| {
+            .push("m1", true, |buf| {
                 buf.extend_from_slice(b"{\"a\":1}");
                 Ok::<_, ()>(())
             })
             .unwrap();
         assert!(batch
-            .push("bad", |buf| {
+            .push("bad", true, |buf| {
                 buf.extend_from_slice(b"{\"half");
                 Err(())
             })
             .is_err());
         batch
-            .push("m2", |buf| {
+            .push("m2", false, |buf| {
                 buf.extend_from_slice(b"{\"b\":2}");
                 Ok::<_, ()>(())
             })
@@ -123,5 +148,9 @@ mod tests {
         assert_eq!(entries[1].line, b"{\"b\":2}");
         assert_eq!(entries[1].message_id, "m2");
         assert_eq!(batch.len(), 2);
+        assert!(entries[0].sender_id && !entries[1].sender_id);
+        batch.retain(&[false, true]);
+        assert_eq!(batch.lines(), b"{\"b\":2}\n");
+        assert_eq!(batch.entries().next().unwrap().message_id, "m2");
     }
 }

@@ -1,6 +1,8 @@
 //! The envelope every sink stores, one JSON object per event (SPEC §3).
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::Id;
 
@@ -27,6 +29,41 @@ impl<E: Serialize> Envelope<'_, E> {
     /// Appends the envelope's JSON to `buf`.
     pub fn write_json(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         serde_json::to_writer(buf, self)
+    }
+}
+
+/// What is read back from a stored envelope (a spool replay, the dedup window's
+/// rebuild): where it belongs, when it came and its messageId, borrowed from the line.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeHead<'a> {
+    /// Workspace of the write key.
+    pub workspace_id: Id,
+    /// Connection of the write key.
+    pub connection_id: Id,
+    /// When intake received it.
+    #[serde(borrow, default)]
+    pub received_at: Option<Cow<'a, str>>,
+    /// A webhook envelope's own id.
+    #[serde(borrow, default)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event: EventHead<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EventHead<'a> {
+    #[serde(borrow, default)]
+    message_id: Option<Cow<'a, str>>,
+}
+
+impl EnvelopeHead<'_> {
+    /// The webhook envelope's id, or the SDK event's.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id
+            .as_deref()
+            .or(self.event.message_id.as_deref())
     }
 }
 

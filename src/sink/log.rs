@@ -4,6 +4,10 @@
 //! fsync (group commit). Segments are rolled by size and never rewritten; each start
 //! opens a new segment, so a torn tail left by a crash is never appended to.
 //!
+//! With deduplication on, the writer screens each group against the window before it
+//! writes and records the ids it kept after the fsync (see `dedup`); a group that
+//! holds only duplicates is answered without touching the disk.
+//!
 //! A failed write (disk full, I/O error) is cut off its segment, answered 503, and
 //! the writer backs off: until the delay passes, requests are refused at once without
 //! touching the disk, and the error is logged at most once per `ERROR_LOG_PERIOD`.
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::dedup::{Screened, Window};
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
@@ -28,8 +33,14 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 /// One error line per this period while writes keep failing.
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// Opens `dir` (created if missing) and starts the writer on `tasks`.
-pub fn open(dir: &Path, segment_bytes: u64, tasks: &TaskTracker) -> std::io::Result<Queue> {
+/// Opens `dir` (created if missing) and starts the writer on `tasks`, deduplicating
+/// against `window` when there is one. Must be called inside the runtime.
+pub fn open(
+    dir: &Path,
+    segment_bytes: u64,
+    window: Option<Window>,
+    tasks: &TaskTracker,
+) -> std::io::Result<Queue> {
     std::fs::create_dir_all(dir)?;
     let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
     let state = Arc::new(StateCell::new(SinkState::Direct));
@@ -40,6 +51,8 @@ pub fn open(dir: &Path, segment_bytes: u64, tasks: &TaskTracker) -> std::io::Res
         backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
         retry_at: None,
         log: LogThrottle::new(ERROR_LOG_PERIOD),
+        window,
+        runtime: tokio::runtime::Handle::current(),
     };
     tasks.spawn_blocking(move || writer.run(receiver));
     Ok(queue)
@@ -52,13 +65,16 @@ struct Writer {
     /// While set and in the future, writes are refused with this error.
     retry_at: Option<(Instant, SinkError)>,
     log: LogThrottle,
+    window: Option<Window>,
+    /// Runs the window's Redis calls from this blocking thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Writer {
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         while let Some(first) = receiver.blocking_recv() {
-            let group = Group::gather(first, || receiver.try_recv().ok(), GROUP_BYTES);
-            let outcome = self.commit(&group);
+            let mut group = Group::gather(first, || receiver.try_recv().ok(), GROUP_BYTES);
+            let outcome = self.commit(&mut group);
             if let Some(done) = group.answer(outcome) {
                 refuse_rest(&mut receiver);
                 let _ = done.send(());
@@ -67,21 +83,34 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, group: &Group) -> Result<Vec<Written>, SinkError> {
+    fn commit(&mut self, group: &mut Group) -> Result<Vec<Written>, SinkError> {
         if let Some((until, error)) = &self.retry_at {
             if Instant::now() < *until {
                 return Err(error.clone());
             }
         }
+        let screened = match &mut self.window {
+            Some(window) => {
+                let mut batches: Vec<_> = group.writes.iter_mut().map(|(b, _)| b).collect();
+                self.runtime.block_on(window.screen(&mut batches))
+            }
+            None => Screened::default(),
+        };
+        if group.envelopes() == 0 {
+            return Ok(screened.receipts(group.writes.len()));
+        }
         match self.segments.append(group.buffers()) {
             Ok(()) => {
+                if let Some(window) = &mut self.window {
+                    self.runtime.block_on(window.record(&screened.kept));
+                }
                 self.retry_at = None;
                 self.backoff.reset();
                 if self.log.recovered() {
                     tracing::info!("the event log takes writes again");
                 }
                 self.state.set(SinkState::Direct);
-                Ok(vec![Written::default(); group.writes.len()])
+                Ok(screened.receipts(group.writes.len()))
             }
             Err(error) => {
                 if let Some(held_back) = self.log.allow() {
@@ -117,7 +146,7 @@ mod tests {
     fn batch(line: &str) -> Batch {
         let mut batch = Batch::new(1, 1, line.len() + 1);
         batch
-            .push("m", |buf| {
+            .push("m", true, |buf| {
                 buf.extend_from_slice(line.as_bytes());
                 Ok::<_, ()>(())
             })
@@ -129,7 +158,7 @@ mod tests {
     async fn concurrent_writes_all_land_and_segments_roll() {
         let dir = tempfile::tempdir().unwrap();
         let tasks = TaskTracker::new();
-        let sink = Arc::new(open(dir.path(), 64, &tasks).unwrap());
+        let sink = Arc::new(open(dir.path(), 64, None, &tasks).unwrap());
         let mut tasks = Vec::new();
         for i in 0..50 {
             let sink = sink.clone();
@@ -140,9 +169,18 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
+        // However the 50 were grouped, two more writes in turn roll at least once.
+        for i in 50..52 {
+            sink.write(batch(&format!(
+                "{{\"n\":{i}, \"pad\":\"{}\"}}",
+                "x".repeat(64)
+            )))
+            .await
+            .unwrap();
+        }
         sink.close().await;
         let text = read_all(dir.path());
-        assert_eq!(text.lines().count(), 50);
+        assert_eq!(text.lines().count(), 52);
         assert!(std::fs::read_dir(dir.path()).unwrap().count() > 1);
         assert!(sink.write(batch("x")).await.is_err());
     }
@@ -151,7 +189,7 @@ mod tests {
     async fn a_restart_opens_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..2 {
-            let sink = open(dir.path(), 1 << 20, &TaskTracker::new()).unwrap();
+            let sink = open(dir.path(), 1 << 20, None, &TaskTracker::new()).unwrap();
             sink.write(batch("{}")).await.unwrap();
             sink.close().await;
         }

@@ -9,6 +9,7 @@
 //! `segments` is the append-only file format the log and the spool share.
 
 pub mod batch;
+pub mod dedup;
 pub mod envelope;
 pub mod log;
 pub mod memory;
@@ -28,7 +29,8 @@ use anyhow::Context;
 use thiserror::Error;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Settings, SinkBackend};
+use crate::config::{Settings, SinkBackend, StoreBackend};
+use dedup::{Buckets, Window};
 
 pub use batch::Batch;
 
@@ -63,12 +65,11 @@ pub fn cause_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// What a sink did with one request's envelopes. Room for more: a sink that drops
-/// duplicates (issue 14) says how many it skipped.
+/// What a sink did with one request's envelopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
-    /// Envelopes the backend already held and did not store again (NATS reports them
-    /// from its duplicate window; 0 when unknown, as for spooled writes).
+    /// Envelopes not stored again because their messageId was already stored (the
+    /// dedup window's, or NATS's own duplicate window's, verdict).
     pub duplicates: usize,
 }
 
@@ -164,11 +165,13 @@ impl Sink {
 /// Opens the configured sink; its background tasks run on `tasks`.
 pub async fn open(settings: &Settings, tasks: &TaskTracker) -> anyhow::Result<Sink> {
     let spool_dir = &settings.sink.spool_dir;
+    let buckets = Buckets::new(settings.dedup.window_secs);
     Ok(match settings.sink.backend {
         SinkBackend::Log => {
             let dir = settings.store.data_dir.join("events");
+            let window = window(settings, buckets, Some(&dir))?;
             Sink::Log(
-                log::open(&dir, settings.sink.segment_bytes, tasks)
+                log::open(&dir, settings.sink.segment_bytes, window, tasks)
                     .with_context(|| format!("opening the event log in {}", dir.display()))?,
             )
         }
@@ -176,21 +179,57 @@ pub async fn open(settings: &Settings, tasks: &TaskTracker) -> anyhow::Result<Si
             let backend = redis::RedisBackend::new(
                 settings.store.redis_url.connection_info(),
                 &settings.sink.stream,
+                buckets,
             )
             .context("sink: opening the Redis stream sink")?;
             Sink::Redis(
-                spooled::open(backend, spool_dir, false, tasks)
+                spooled::open(backend, spool_dir, false, None, tasks)
                     .await
                     .context("sink: opening the spool of the Redis stream sink")?,
             )
         }
         SinkBackend::Nats => {
+            let window = window(settings, buckets, None)?;
             let (backend, reachable) = nats::NatsBackend::connect(&settings.sink).await?;
             Sink::Nats(
-                spooled::open(backend, spool_dir, !reachable, tasks)
+                spooled::open(backend, spool_dir, !reachable, window, tasks)
                     .await
                     .context("sink: opening the spool of the NATS sink")?,
             )
         }
     })
+}
+
+/// The dedup window a log or NATS sink screens against: in Redis with the Redis
+/// store, else in memory (rebuilt from `log_dir` when the events are there).
+fn window(
+    settings: &Settings,
+    buckets: Option<Buckets>,
+    log_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Window>> {
+    let Some(buckets) = buckets else {
+        return Ok(None);
+    };
+    let store = match settings.store.backend {
+        StoreBackend::Redis => dedup::Store::Redis(
+            dedup::redis::RedisWindow::new(settings.store.redis_url.connection_info(), buckets)
+                .context("dedup: opening the window in Redis")?,
+        ),
+        StoreBackend::Embedded => {
+            let mut memory = dedup::memory::MemoryWindow::new(buckets, settings.dedup.max_entries);
+            if let Some(dir) = log_dir.filter(|dir| dir.is_dir()) {
+                let started = std::time::Instant::now();
+                let loaded = memory.rebuild_from_log(dir).with_context(|| {
+                    format!("dedup: reading the event log in {}", dir.display())
+                })?;
+                tracing::info!(
+                    ids = loaded,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "dedup window rebuilt from the event log"
+                );
+            }
+            dedup::Store::Memory(memory)
+        }
+    };
+    Ok(Some(Window::new(store)))
 }

@@ -10,7 +10,6 @@
 //! intake starts spooling and the same check runs as the probe before the first
 //! delivery.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,8 +19,8 @@ use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::{self, ErrorCode};
 use async_nats::{ConnectOptions, Subject};
 use bytes::Bytes;
-use serde::Deserialize;
 
+use super::envelope::EnvelopeHead;
 use super::nats_url::{nats_servers, server_addresses, Credentials};
 use super::spooled::{Backend, BackendError};
 use super::{Batch, Written};
@@ -209,10 +208,7 @@ impl Backend for NatsBackend {
                 );
                 continue;
             };
-            let id = head
-                .message_id
-                .as_deref()
-                .or(head.event.message_id.as_deref());
+            let id = head.message_id();
             let subject = subject(head.workspace_id, head.connection_id);
             acks.push(self.publish(subject, line, id).await?);
         }
@@ -225,26 +221,6 @@ impl Backend for NatsBackend {
     async fn probe(&mut self) -> Result<(), BackendError> {
         self.ensure_stream().await.map_err(Into::into)
     }
-}
-
-/// What a replay needs of a spooled envelope: its subject and messageId.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeHead<'a> {
-    workspace_id: Id,
-    connection_id: Id,
-    /// A webhook envelope's own id.
-    #[serde(borrow, default)]
-    message_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    event: EventHead<'a>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct EventHead<'a> {
-    #[serde(borrow, default)]
-    message_id: Option<Cow<'a, str>>,
 }
 
 /// The stream intake creates when it is missing.
@@ -308,12 +284,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((sdk.workspace_id, sdk.connection_id), (1, 2));
-        assert_eq!(sdk.event.message_id.as_deref(), Some("m-1"));
+        assert_eq!(sdk.message_id(), Some("m-1"));
         let hook: EnvelopeHead = serde_json::from_str(
             r#"{"workspaceId":3,"connectionId":4,"kind":"webhook","messageId":"w-1","event":{"payload":{},"headers":{}}}"#,
         )
         .unwrap();
-        assert_eq!(hook.message_id.as_deref(), Some("w-1"));
+        assert_eq!(hook.message_id(), Some("w-1"));
         assert_eq!(subject(3, 4).as_str(), "intake.events.3.4");
     }
 }

@@ -6,6 +6,10 @@
 //! speed, without touching the backend. A separate replayer task probes the backend
 //! with backoff and replays the spool in order once it answers; the request path never
 //! waits for a probe or a replay.
+//!
+//! With a dedup `Window` (the NATS sink; the Redis sink deduplicates in its own
+//! script), each group is screened before it is sent or spooled, and its kept ids are
+//! recorded once the backend or the spool acknowledged them.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -17,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::dedup::{Screened, Window};
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::spool::{envelopes, Spool};
@@ -68,6 +73,7 @@ pub async fn open<B: Backend>(
     backend: B,
     dir: &Path,
     start_spooling: bool,
+    window: Option<Window>,
     tasks: &TaskTracker,
 ) -> std::io::Result<Queue> {
     let state = Arc::new(StateCell::new(SinkState::Direct));
@@ -96,6 +102,7 @@ pub async fn open<B: Backend>(
         stop,
         replaying,
         log: LogThrottle::new(LOG_PERIOD),
+        window,
     };
     tasks.spawn(writer.run(receiver));
     Ok(queue)
@@ -109,6 +116,7 @@ struct Writer<B> {
     stop: CancellationToken,
     replaying: JoinHandle<()>,
     log: LogThrottle,
+    window: Option<Window>,
 }
 
 impl<B: Backend> Writer<B> {
@@ -127,9 +135,33 @@ impl<B: Backend> Writer<B> {
         self.stop.cancel();
     }
 
+    /// Screens the group for duplicates, stores what is left, records its ids.
+    async fn commit(&mut self, group: &mut Group) -> Result<Vec<Written>, SinkError> {
+        let screened = match &mut self.window {
+            Some(window) => {
+                let mut batches: Vec<_> = group.writes.iter_mut().map(|(b, _)| b).collect();
+                window.screen(&mut batches).await
+            }
+            None => Screened::default(),
+        };
+        let written = if group.envelopes() == 0 {
+            Vec::new()
+        } else {
+            self.store(group).await?
+        };
+        if let Some(window) = &mut self.window {
+            window.record(&screened.kept).await;
+        }
+        let mut receipts = screened.receipts(group.writes.len());
+        for (receipt, backend) in receipts.iter_mut().zip(written) {
+            receipt.duplicates += backend.duplicates;
+        }
+        Ok(receipts)
+    }
+
     /// Straight to the backend when nothing is spooled; else, or if it fails, behind
     /// the spool.
-    async fn commit(&mut self, group: &mut Group) -> Result<Vec<Written>, SinkError> {
+    async fn store(&mut self, group: &mut Group) -> Result<Vec<Written>, SinkError> {
         if group.writes.is_empty() {
             return Ok(Vec::new());
         }

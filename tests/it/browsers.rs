@@ -334,6 +334,7 @@ async fn rudderstacks_js_sdk_delivers_every_event_through_every_transport() {
         let events = assert_delivered(&app, scenario, &requests, library).await;
         match name {
             "xhr" | "retry" => {
+                let mut retried_paths = 0;
                 for path in RUDDERSTACK_PATHS {
                     let (preflights, posts) = to_path(&requests, &intake, path);
                     assert!(
@@ -349,7 +350,16 @@ async fn rudderstacks_js_sdk_delivers_every_event_through_every_transport() {
                         "{name} {path}: {requested:?}"
                     );
                     let retried = requested.iter().any(|h| h.contains("rsa-retry-attempt"));
-                    assert_eq!(retried, name == "retry", "{name} {path}: {requested:?}");
+                    if name == "xhr" {
+                        assert!(!retried, "{name} {path}: {requested:?}");
+                    }
+                    retried_paths += usize::from(retried);
+                }
+                // Offline, the SDK may not try an event at all before the browser is
+                // back online (then its first attempt carries no retry headers), so
+                // only some paths are sure to be retried; every event still arrived.
+                if name == "retry" {
+                    assert!(retried_paths > 0, "no request was retried");
                 }
             }
             "batching" => {

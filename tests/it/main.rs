@@ -9,6 +9,7 @@ mod browsers;
 mod clients;
 mod connection_origins;
 mod connections;
+mod dedup;
 mod fuzz;
 mod hardening;
 mod ingest;

@@ -44,8 +44,9 @@ async fn every_event_lands_with_its_subject_id_and_envelope_and_a_retry_adds_not
         assert_eq!(message.envelope["event"]["messageId"], id.as_str());
         assert!(message.envelope["receivedAt"].is_string());
     }
-    // An SDK retrying the same batch: acknowledged, and the duplicate window drops it.
-    assert_eq!(app.post_json("/v1/batch", &key, &body).await.status, 200);
+    // An SDK retrying the same batch: acknowledged, and intake's window drops it.
+    let retried = app.post_json("/v1/batch", &key, &body).await;
+    assert_eq!(retried.json(), json!({"success": true, "duplicates": 3}));
     assert_eq!(nats.messages().await.len(), 3);
 
     // A webhook envelope is published with its own messageId.
@@ -70,6 +71,29 @@ async fn every_event_lands_with_its_subject_id_and_envelope_and_a_retry_adds_not
     assert!(app.events().is_empty(), "nothing in the local log");
     let ready = send(app.admin.addr, "GET", "/readyz", &[], "").await;
     assert_eq!(ready.json()["sink"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_intakes_window_off_nats_drops_a_retry_by_its_msg_id() {
+    let nats = Nats::single().await;
+    let on_nats = on_nats(&nats);
+    let app = TestApp::start_with(|c| {
+        on_nats(c);
+        c.dedup.window_secs = 0;
+    })
+    .await;
+    let (_, _, key) = app.admin.sdk_key().await;
+    let body = json!({"batch": [
+        {"type": "track", "userId": "u", "event": "one", "messageId": "n1"},
+        {"type": "track", "userId": "u", "event": "two", "messageId": "n2"}
+    ]});
+    assert_eq!(
+        app.post_json("/v1/batch", &key, &body).await.json(),
+        json!({"success": true})
+    );
+    let retried = app.post_json("/v1/batch", &key, &body).await;
+    assert_eq!(retried.json(), json!({"success": true, "duplicates": 2}));
+    assert_eq!(nats.messages().await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

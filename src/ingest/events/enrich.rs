@@ -179,7 +179,8 @@ pub fn accept<'a>(
 ) -> Result<(), Refusal> {
     let plan = plan(members, shared)?;
     let message_id = plan.message_id.text();
-    out.push(message_id, |buf| {
+    let sender_id = !matches!(plan.message_id, MessageId::New(_));
+    out.push(message_id, sender_id, |buf| {
         buf.extend_from_slice(shared.prefix);
         write_event(buf, members, &plan, shared, scratch)?;
         buf.push(b'}');
