@@ -1,6 +1,8 @@
 //! Hot-path benchmarks: key index lookups (hit and miss) at growing sizes, lookups
 //! while another thread applies changes, and parsing + validation + enrichment +
-//! envelope of a realistic track event and of a 100-event batch of it.
+//! envelope of a realistic track event and of a 100-event batch of it, and the
+//! group commit's hand-off (request → writer → request) with a writer that does no
+//! I/O, as a blocking thread (the log sink's) and as a tokio task (the remote sinks').
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
@@ -170,5 +172,102 @@ fn enrichment(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, lookups_under_writes, enrichment);
+/// Requests in flight at once in the hand-off benchmark (wrk's `-c32`).
+const CLIENTS: u64 = 32;
+
+/// Wall time per request of `iters` requests from `CLIENTS` concurrent tasks through
+/// `queue`, on a 2-worker runtime like the binary's on this machine.
+fn through_queue(
+    runtime: &tokio::runtime::Runtime,
+    queue: &Arc<intake::sink::queue::Queue>,
+    iters: u64,
+) -> std::time::Duration {
+    runtime.block_on(async {
+        let started = std::time::Instant::now();
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let queue = queue.clone();
+            clients.push(tokio::spawn(async move {
+                for _ in 0..iters.div_ceil(CLIENTS) {
+                    queue
+                        .write(intake::sink::Batch::new(1, 1, 0))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+        started.elapsed()
+    })
+}
+
+fn group_commit_hand_off(c: &mut Criterion) {
+    use intake::sink::queue::{Group, Queue};
+    use intake::sink::{SinkState, StateCell};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("hand_off");
+    group.throughput(Throughput::Elements(1));
+    // The log sink's shape: a blocking thread takes each group and answers it.
+    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)));
+    let queue = Arc::new(queue);
+    runtime.spawn_blocking(move || {
+        while let Some(first) = jobs.blocking_recv() {
+            let group = Group::gather(first, || jobs.try_recv().ok(), usize::MAX);
+            let answered = group.writes.len();
+            group.answer(Ok(vec![Default::default(); answered]));
+        }
+    });
+    group.bench_function("blocking_thread_writer_32_clients", |b| {
+        b.iter_custom(|iters| through_queue(&runtime, &queue, iters))
+    });
+    // The alternative: the writer as a tokio task.
+    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)));
+    let queue = Arc::new(queue);
+    runtime.spawn(async move {
+        while let Some(first) = jobs.recv().await {
+            let group = Group::gather(first, || jobs.try_recv().ok(), usize::MAX);
+            let answered = group.writes.len();
+            group.answer(Ok(vec![Default::default(); answered]));
+        }
+    });
+    group.bench_function("tokio_task_writer_32_clients", |b| {
+        b.iter_custom(|iters| through_queue(&runtime, &queue, iters))
+    });
+    // No hand-off at all: what the requests cost by themselves.
+    group.bench_function("no_writer_32_clients", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = std::time::Instant::now();
+                let mut clients = Vec::new();
+                for _ in 0..CLIENTS {
+                    clients.push(tokio::spawn(async move {
+                        for _ in 0..iters.div_ceil(CLIENTS) {
+                            black_box(intake::sink::Batch::new(1, 1, 0));
+                            tokio::task::yield_now().await;
+                        }
+                    }));
+                }
+                for client in clients {
+                    client.await.unwrap();
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    lookups,
+    lookups_under_writes,
+    enrichment,
+    group_commit_hand_off
+);
 criterion_main!(benches);

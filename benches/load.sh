@@ -64,10 +64,19 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "$auth"
 local f = io.open("$body", "rb"); local template = f:read("*a"); f:close()
-local run, n = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000)), 0
-local function next_id() n = n + 1; return run .. "-" .. n end
+-- The body split at its "__ID__"s once; each request joins the parts with new ids.
+local parts, from = {}, 1
+while true do
+  local at = template:find("__ID__", from, true)
+  if not at then break end
+  parts[#parts + 1] = template:sub(from, at - 1); parts[#parts + 1] = ""
+  from = at + 6
+end
+parts[#parts + 1] = template:sub(from)
+local run, n = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000)) .. "-", 0
 request = function()
-  return wrk.format(nil, nil, nil, (template:gsub("__ID__", next_id)))
+  for i = 2, #parts, 2 do n = n + 1; parts[i] = run .. n end
+  return wrk.format(nil, nil, nil, table.concat(parts))
 end
 LUA
   local out

@@ -26,8 +26,10 @@ pub fn members_are_strict(text: &str, members: &[Member<'_>]) -> bool {
 /// Backslashes occur only inside strings, so no string tracking is needed: an
 /// escape is a backslash preceded by an even number of backslashes.
 fn escapes_are_paired(bytes: &[u8]) -> bool {
+    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
     let mut after_pair = 0;
-    for at in memchr::memmem::find_iter(bytes, b"\\u") {
+    for at in ESCAPE.find_iter(bytes) {
         if at < after_pair {
             continue;
         }

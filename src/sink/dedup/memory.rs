@@ -5,31 +5,12 @@
 //! does not forget. Owned by the sink's writer: no lock.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
-use super::{fingerprint, unix_now, Buckets, Fingerprint};
+use super::{fingerprint, unix_now, Buckets, Fingerprint, FingerprintHasher};
 use crate::sink::envelope::EnvelopeHead;
 
-/// Fingerprints are already uniform hashes: the set uses them as they are.
-#[derive(Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_i64(&mut self, value: i64) {
-        self.0 = value as u64;
-    }
-}
-
-type Set = HashSet<Fingerprint, BuildHasherDefault<Identity>>;
+type Set = HashSet<Fingerprint, FingerprintHasher>;
 
 /// Remembered ids on this node.
 pub struct MemoryWindow {

@@ -40,6 +40,11 @@ pub fn fingerprint(connection_id: Id, message_id: &str) -> Fingerprint {
     i64::from_le_bytes(first)
 }
 
+/// Hashes fingerprints in the in-memory sets. Keyed per process (SipHash), not the
+/// fingerprint itself: a sender who grinds messageIds whose fingerprints share their
+/// low bits must not be able to pile them into one probe sequence.
+pub type FingerprintHasher = std::hash::RandomState;
+
 /// Buckets per window: more means a tighter upper bound on how long an id stays,
 /// fewer means fewer sets to look in.
 const BUCKETS_PER_WINDOW: u64 = 8;
@@ -162,7 +167,8 @@ impl Window {
             .collect();
         let asked: Vec<Fingerprint> = fingerprints.iter().flatten().flatten().copied().collect();
         let mut seen = self.check(&asked).await.into_iter();
-        let mut in_group = std::collections::HashSet::with_capacity(asked.len());
+        let mut in_group: std::collections::HashSet<Fingerprint, FingerprintHasher> =
+            std::collections::HashSet::with_capacity(asked.len());
         let mut screened = Screened::default();
         for (batch, prints) in batches.iter_mut().zip(&fingerprints) {
             let keep: Vec<bool> = prints
