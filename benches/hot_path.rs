@@ -16,16 +16,6 @@ use intake::ingest::events::{self, RequestFacts};
 use intake::ingest::routes::{EventType, Route};
 use intake::model::EventSource;
 
-/// The binary's allocator (src/main.rs), so that the numbers are the binary's.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// jemalloc, for comparison builds without mimalloc.
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn key(n: usize) -> String {
     format!("{n:032}")
 }

@@ -13,9 +13,10 @@
 #   (f) intake POST /v1/batch of 100 such events on tmpfs;
 # then, at 32 connections, the remote sinks (dedup on):
 #   (g) Redis stream sink (redis-server with AOF appendfsync always);
-#   (h) NATS JetStream sink (one nats-server -js, file storage).
+#   (h) NATS JetStream sink (one nats-server -js, file storage), and (i) its batch of 100.
 # Ratios printed per concurrency: cpu = (e)/(a), durable = (c)/(b), p99 = (c)/(b),
-# dedup = (c)/(d); and (f) in events/s.
+# dedup = (c)/(d); (f) in events/s; remote sinks against the durable baseline: (g)/(b)
+# and (h)/(b) at 32 connections, and (i) in events/s.
 # Installs wrk, redis-server and nats-server from Debian's packages when missing.
 # Per-key request and event budgets are off for the run. Usage: benches/load.sh [seconds]
 set -euo pipefail
@@ -38,7 +39,13 @@ cargo build --release --quiet --bin intake --example bare_hyper --example durabl
 DISK=$(mktemp -d "$PWD/target/load.XXXXXX")
 SHM=$(mktemp -d /dev/shm/intake-load.XXXXXX)
 PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=(); }
+# Stops the servers and frees what they wrote (GBs on tmpfs would slow later cases).
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+  PIDS=()
+  rm -rf "$SHM"/* "$DISK"/log-* "$DISK"/nodedup-* "$DISK"/durable-* "$DISK"/redis* "$DISK"/nats*
+}
 cleanup() { stop_all; rm -rf "$DISK" "$SHM"; }
 trap cleanup EXIT
 
@@ -154,6 +161,7 @@ nats-server -js -a 127.0.0.1 -p "$NATS" -sd "$DISK/nats-store" >/dev/null 2>&1 &
 wait_port "$NATS"
 start_intake "$DISK/nats" nats "" "nats://127.0.0.1:$NATS"
 record h "$(run_wrk "(h) intake track, NATS JetStream sink, -c32" 32 "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+record i "$(run_wrk "(i) intake batch of 100, NATS sink, -c32" 32 "http://127.0.0.1:$INGEST/v1/batch" "$DISK/batch.json" "$AUTH")"
 stop_all; kill "$NATS_PID"
 
 field() { cut -d'|' -f"$2" <<<"${ROW[$1]}"; }
@@ -173,3 +181,5 @@ for C in 32 256; do
     printf "-c%s: cpu = (e)/(a) = %.2f; durable = (c)/(b) = %.2f; p99 (c)/(b) = %.1fx; dedup on/off = (c)/(d) = %.2f; batch = %.0f events/s\n",
       c, e/a, cc/b, cp/bp, cc/d, 100*f }'
 done
+awk -v g="$(field g 2)" -v h="$(field h 2)" -v i="$(field i 2)" -v b="$(field b32 2)" 'BEGIN {
+  printf "-c32 remote sinks: Redis stream (g)/(b) = %.2f; NATS (h)/(b) = %.2f; NATS batch of 100 = %.0f events/s\n", g/b, h/b, 100*i }'

@@ -9,10 +9,6 @@ use intake::ingest::events::{self, RequestFacts};
 use intake::ingest::routes::{EventType, Route};
 use intake::model::EventSource;
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const TRACK_EVENT: &str = include_str!("../benches/track_event.json");
 
 fn main() {

@@ -7,17 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use intake::config::{Config, Settings};
 
-/// The global allocator, chosen by measurement (README, "Benchmarks"): the
-/// hot path's allocations cost less with mimalloc than with glibc's malloc.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// jemalloc, for comparison builds without mimalloc.
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 /// Exit code for a bad configuration (EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
 

@@ -205,6 +205,19 @@ pub fn record_sink_state(state: u8) {
     gauge!(SINK_STATE).set(f64::from(state));
 }
 
+/// An error and its causes on one line, for the log (public answers carry fixed
+/// sentences; the causes go here).
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The in-memory dedup window: how many ids, covering how many seconds.
 pub fn record_dedup_window(entries: usize, seconds: u64) {
     gauge!(DEDUP_ENTRIES).set(entries as f64);

@@ -119,23 +119,11 @@ impl AdminError {
     }
 }
 
-/// The error and its causes, for the log.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let Self::Control(ControlError::Store(error)) = &self {
-            tracing::error!(error = %chain(error), "admin request failed in the store");
+            tracing::error!(error = %crate::telemetry::cause_chain(error), "admin request failed in the store");
         }
         let body = ErrorBody {
             error: ErrorDetail {

@@ -54,13 +54,7 @@ fn malformed() -> IngestError {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
+    use crate::ingest::test_headers as headers;
 
     #[test]
     fn basic_takes_the_user_name_and_ignores_the_password() {

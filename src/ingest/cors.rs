@@ -122,13 +122,7 @@ fn is_tchar(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
+    use crate::ingest::test_headers as headers;
 
     fn get<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
         answer.headers().get(name).map(|v| v.to_str().unwrap())

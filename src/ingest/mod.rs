@@ -243,6 +243,18 @@ fn charge_events(ingest: &Ingest, key: &str, count: usize) -> Result<(), IngestE
     })
 }
 
+/// Request headers from `(name, value)` pairs, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let name = http::HeaderName::from_static(name);
+            (name, value.parse().expect("a valid header value"))
+        })
+        .collect()
+}
+
 fn no_key() -> IngestError {
     IngestError::Unauthorized(
         "no write key: send it as Basic auth user name, a Bearer token, X-Write-Key, `writeKey` in the body or the query",
@@ -268,7 +280,7 @@ async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<Written, IngestE
             Ok(written)
         }
         Err(error) => {
-            tracing::debug!(error = %crate::sink::cause_chain(&error), "answering 503: the sink refused");
+            tracing::debug!(error = %crate::telemetry::cause_chain(&error), "answering 503: the sink refused");
             Err(IngestError::Unavailable(error))
         }
     }

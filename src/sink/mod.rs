@@ -53,18 +53,6 @@ impl SinkError {
     }
 }
 
-/// An error and its causes on one line, for the log.
-pub fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// What a sink did with one request's envelopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {

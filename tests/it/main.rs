@@ -4,12 +4,14 @@
 
 mod admin;
 mod admin_limits;
+mod bodies;
 mod browser_routes;
 mod browsers;
 mod clients;
 mod connection_origins;
 mod connections;
 mod dedup;
+mod edge;
 mod fuzz;
 mod hardening;
 mod ingest;

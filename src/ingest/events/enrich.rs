@@ -262,11 +262,7 @@ fn validate<'a>(
         _ => true,
     };
     if !complete {
-        return Err(invalid(match kind {
-            EventType::Track => "`event` must be a non-empty string for track",
-            EventType::Alias => "alias needs `userId` and `previousId`",
-            _ => "`groupId` is required for group",
-        }));
+        return Err(invalid(incomplete(kind)));
     }
     for (field, member) in [
         ("context", known.context),
@@ -454,4 +450,13 @@ fn quoted(buf: &mut Vec<u8>, text: &str) {
     buf.push(b'"');
     buf.extend_from_slice(text.as_bytes());
     buf.push(b'"');
+}
+
+/// Why an event of `kind` lacks what its type needs (the one sentence for it).
+pub(super) fn incomplete(kind: EventType) -> &'static str {
+    match kind {
+        EventType::Track => "`event` must be a non-empty string for track",
+        EventType::Alias => "alias needs `userId` and `previousId`",
+        _ => "`groupId` is required for group",
+    }
 }

@@ -294,11 +294,7 @@ fn validate(event: &mut Object, forced_type: Option<EventType>) -> Result<(), Re
         _ => true,
     };
     if !complete {
-        return Err(invalid(match kind {
-            EventType::Track => "`event` must be a non-empty string for track",
-            EventType::Alias => "alias needs `userId` and `previousId`",
-            _ => "`groupId` is required for group",
-        }));
+        return Err(invalid(super::enrich::incomplete(kind)));
     }
     for field in ["context", "integrations", "properties", "traits"] {
         if event
