@@ -41,8 +41,17 @@ fn checked_text(text: &str, max: usize) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// Defines a string field type checked by `check` and described by `schema`.
+/// Defines a string field type checked by `check` and described by `schema`; or,
+/// with `trimmed max, "rule"`, one holding 1 to `max` characters once trimmed.
 macro_rules! text_field {
+    ($name:ident, $doc:literal, trimmed $max:expr, $rule:literal) => {
+        text_field!(
+            $name,
+            $doc,
+            |t| checked_text(t, $max),
+            string_schema(1, $max, $rule)
+        );
+    };
     ($name:ident, $doc:literal, $check:expr, $schema:expr) => {
         #[doc = $doc]
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +79,7 @@ macro_rules! text_field {
     };
 }
 
-text_field!(
-    Name,
-    "A display name: 1 to 100 characters, trimmed.",
-    |t| checked_text(t, MAX_NAME),
-    string_schema(1, MAX_NAME, "1 to 100 characters")
-);
+text_field!(Name, "A display name: 1 to 100 characters, trimmed.", trimmed MAX_NAME, "1 to 100 characters");
 
 text_field!(
     ConnectionType,
@@ -99,12 +103,7 @@ text_field!(
         .into()
 );
 
-text_field!(
-    UserId,
-    "Who an API key is issued to: 1 to 200 characters.",
-    |t| checked_text(t, MAX_TEXT),
-    string_schema(1, MAX_TEXT, "1 to 200 characters")
-);
+text_field!(UserId, "Who an API key is issued to: 1 to 200 characters.", trimmed MAX_TEXT, "1 to 200 characters");
 
 text_field!(
     Description,
