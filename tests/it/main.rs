@@ -11,6 +11,7 @@ mod clients;
 mod connection_origins;
 mod connections;
 mod dedup;
+mod dedup_nodes;
 mod edge;
 mod fuzz;
 mod hardening;
