@@ -124,7 +124,8 @@ impl MemoryWindow {
 
     /// Fills the window from the log's segments in `dir`: the ids of every envelope
     /// received within the window, in the bucket of its `receivedAt`. Segments last
-    /// written before the window began are not read.
+    /// written before the window began are not read, and the newest are read first
+    /// until the window is full, so a start reads at most what the window can hold.
     pub fn rebuild_from_log(&mut self, dir: &Path) -> std::io::Result<usize> {
         let now = unix_now();
         let since = now.saturating_sub(self.buckets.window_secs());
@@ -140,9 +141,12 @@ impl MemoryWindow {
             })
             .map(|entry| entry.path())
             .collect();
-        files.sort();
+        files.sort_by(|a, b| b.cmp(a));
         let mut loaded = 0;
         for file in files {
+            if self.entries >= self.max_entries {
+                break;
+            }
             let text = std::fs::read(&file)?;
             for line in text.split(|&b| b == b'\n') {
                 let Ok(head) = serde_json::from_slice::<EnvelopeHead>(line) else {
@@ -214,5 +218,21 @@ mod tests {
             fingerprint(5, "b"),
         ];
         assert_eq!(window.check(&asked, unix_now()), [true, true, false]);
+    }
+
+    #[test]
+    fn a_full_window_stops_the_rebuild_at_the_newest_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::clock::format_millis(crate::clock::now());
+        for (n, id) in [(1, "old"), (2, "new")] {
+            let line = format!(
+                "{{\"workspaceId\":1,\"connectionId\":5,\"receivedAt\":\"{now}\",\"kind\":\"sdk\",\"event\":{{\"messageId\":\"{id}\"}}}}\n"
+            );
+            std::fs::write(dir.path().join(format!("{n:020}.ndjson")), line).unwrap();
+        }
+        let mut window = MemoryWindow::new(Buckets::new(3600).unwrap(), 1);
+        assert_eq!(window.rebuild_from_log(dir.path()).unwrap(), 1);
+        let asked = [fingerprint(5, "new"), fingerprint(5, "old")];
+        assert_eq!(window.check(&asked, unix_now()), [true, false]);
     }
 }
