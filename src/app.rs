@@ -134,10 +134,10 @@ async fn start_under(
             settings.admin.auth_failures_per_minute,
             Duration::from_secs(60),
         ),
-        body_timeout: Duration::from_secs(settings.ingest.body_read_timeout_secs),
+        body_timeout: Duration::from_secs(settings.ingest.written.body_read_timeout_secs),
     });
     let admin_limits = AdminLimits {
-        header_timeout: Duration::from_secs(settings.ingest.header_read_timeout_secs),
+        header_timeout: Duration::from_secs(settings.ingest.written.header_read_timeout_secs),
         max_connections: settings.admin.max_connections,
     };
 
@@ -272,27 +272,28 @@ fn ingest_state(
     sink: Arc<Sink>,
 ) -> anyhow::Result<Arc<Ingest>> {
     let config = &settings.ingest;
+    let written = &config.written;
     Ok(Arc::new(Ingest {
         index,
         sink,
-        max_request_bytes: config.max_request_bytes,
-        max_event_bytes: config.max_event_bytes,
-        max_events_per_request: config.max_events_per_request,
+        max_request_bytes: written.max_request_bytes,
+        max_event_bytes: written.max_event_bytes,
+        max_events_per_request: written.max_events_per_request,
         limits: ConnectionLimits {
-            header_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_connections: config.max_connections,
-            max_header_bytes: config.max_header_bytes,
-            send_timeout: Duration::from_secs(config.send_timeout_secs),
-            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
-            max_age: Duration::from_secs(config.max_connection_age_secs),
+            header_timeout: Duration::from_secs(written.header_read_timeout_secs),
+            max_connections: written.max_connections,
+            max_header_bytes: written.max_header_bytes,
+            send_timeout: Duration::from_secs(written.send_timeout_secs),
+            idle_timeout: Duration::from_secs(written.idle_timeout_secs),
+            max_age: Duration::from_secs(written.max_connection_age_secs),
         },
-        body_timeout: Duration::from_secs(config.body_read_timeout_secs),
+        body_timeout: Duration::from_secs(written.body_read_timeout_secs),
         cors: Cors::new(config.cors_origins.clone()),
         public_url: config.public_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         ip_limiter: IpLimiter::new(&settings.rate_limit),
         metrics: IngestMetrics::new(),
-        access_log: config.access_log,
+        access_log: written.access_log,
         webhook_id_header: settings
             .dedup
             .webhook_id_header

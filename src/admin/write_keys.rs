@@ -50,8 +50,8 @@ pub(crate) async fn list(
         (status = 422, description = "SingleEventWriteKey", body = ErrorBody)))]
 pub(crate) async fn delete_one(
     State(admin): State<Arc<Admin>>,
-    at: InConnection,
     Path((_, key)): Path<(String, String)>,
+    at: InConnection,
 ) -> Result<StatusCode, AdminError> {
     admin
         .control

@@ -33,39 +33,20 @@ pub struct Settings {
     pub dedup: DedupConfig,
 }
 
-/// `[ingest]`, checked.
+/// `[ingest]`, checked: the values that needed parsing, typed; the plain numbers and
+/// switches as written (`written`), already checked.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestSettings {
     /// Address to bind (port 0: any free port).
     pub listen: SocketAddr,
-    /// Cap on a request body, after decompression.
-    pub max_request_bytes: usize,
-    /// Cap on one event's JSON.
-    pub max_event_bytes: usize,
-    /// Events one request may carry.
-    pub max_events_per_request: usize,
     /// Origins allowed by CORS when a connection names none; `["*"]` allows all.
     pub cors_origins: AllowedOrigins,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Seconds to send the request head; also bounds an idle keep-alive connection.
-    pub header_read_timeout_secs: u64,
-    /// Seconds to send the body.
-    pub body_read_timeout_secs: u64,
-    /// Open connections at most.
-    pub max_connections: usize,
-    /// Largest request head.
-    pub max_header_bytes: usize,
-    /// Seconds an unread answer may block its connection.
-    pub send_timeout_secs: u64,
-    /// Seconds an HTTP/2 connection may have no request in flight.
-    pub idle_timeout_secs: u64,
-    /// Seconds before any connection is asked to close.
-    pub max_connection_age_secs: u64,
-    /// One log line per request.
-    pub access_log: bool,
     /// The URL browsers reach intake at.
     pub public_url: Option<PublicUrl>,
+    /// The section as written: its caps, timeouts and switches are used as they are.
+    pub written: IngestConfig,
 }
 
 /// `[admin]`, checked.
@@ -232,18 +213,8 @@ impl IngestConfig {
             listen: listen?,
             trusted_proxies: trusted_proxies?,
             public_url: public_url?,
-            max_request_bytes: self.max_request_bytes,
-            max_event_bytes: self.max_event_bytes,
-            max_events_per_request: self.max_events_per_request,
             cors_origins: cors_origins?,
-            header_read_timeout_secs: self.header_read_timeout_secs,
-            body_read_timeout_secs: self.body_read_timeout_secs,
-            max_connections: self.max_connections,
-            max_header_bytes: self.max_header_bytes,
-            send_timeout_secs: self.send_timeout_secs,
-            idle_timeout_secs: self.idle_timeout_secs,
-            max_connection_age_secs: self.max_connection_age_secs,
-            access_log: self.access_log,
+            written: self.clone(),
         })
     }
 }

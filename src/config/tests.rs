@@ -192,9 +192,9 @@ rule!(
 fn defaults_match_the_contract_and_are_typed() {
     let c = load_with("", &[]).unwrap();
     assert_eq!(c.ingest.listen, "0.0.0.0:8080".parse().unwrap());
-    assert_eq!(c.ingest.max_request_bytes, 512_000);
-    assert_eq!(c.ingest.max_event_bytes, 32_768);
-    assert_eq!(c.ingest.max_events_per_request, 2_500);
+    assert_eq!(c.ingest.written.max_request_bytes, 512_000);
+    assert_eq!(c.ingest.written.max_event_bytes, 32_768);
+    assert_eq!(c.ingest.written.max_events_per_request, 2_500);
     assert_eq!(c.ingest.cors_origins, crate::model::AllowedOrigins::any());
     assert_eq!(c.ingest.public_url, None);
     assert_eq!(c.admin.listen, "127.0.0.1:9090".parse().unwrap());
@@ -281,7 +281,7 @@ fn env_overrides_file() {
     )
     .unwrap();
     assert_eq!(c.ingest.listen, "127.0.0.1:18080".parse().unwrap());
-    assert_eq!(c.ingest.max_event_bytes, 100);
+    assert_eq!(c.ingest.written.max_event_bytes, 100);
     assert_eq!(c.ingest.cors_origins.to_string(), "https://a.example");
     let e = load_with("", &[("INTAKE_SINK__COLOUR", "red")]).unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");

@@ -28,6 +28,7 @@ mod openapi;
 mod process;
 mod redis_server;
 mod request_limits;
+mod settings_docs;
 mod shutdown;
 mod sink_faults;
 mod support;
