@@ -153,7 +153,8 @@ async fn an_id_is_accepted_again_once_the_window_has_passed() {
         elapsed >= Duration::from_secs(2),
         "remembered only {elapsed:?}"
     );
-    assert!(elapsed <= Duration::from_secs(5), "remembered {elapsed:?}");
+    // At most the window and one bucket (3 s), plus however slow the polls were.
+    assert!(elapsed <= Duration::from_secs(12), "remembered {elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
