@@ -75,11 +75,12 @@ impl Batch {
         }
         let mut kept = Batch::new(self.workspace_id, self.connection_id, self.lines.len());
         for (entry, _) in self.entries().zip(keep).filter(|(_, &k)| k) {
-            kept.lines.extend_from_slice(entry.line);
-            kept.lines.push(b'\n');
-            kept.ids.push_str(entry.message_id);
-            kept.ends
-                .push((kept.lines.len(), kept.ids.len(), entry.sender_id));
+            let copied: Result<(), std::convert::Infallible> =
+                kept.push(entry.message_id, entry.sender_id, |buf| {
+                    buf.extend_from_slice(entry.line);
+                    Ok(())
+                });
+            let Ok(()) = copied;
         }
         *self = kept;
     }

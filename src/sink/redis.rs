@@ -22,23 +22,17 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// ARGV: stream, window prefix, oldest live bucket, current bucket, its expiry, then
 /// per envelope (shard, fingerprint, line); an empty shard means "not deduplicated".
 /// Answers how many envelopes were duplicates, per envelope in order (1 or 0).
-const APPEND_ONCE: &str = r"
+const APPEND_ONCE: &str = concat!(
+    dedup::redis::lua_seen!(),
+    r"
 local stream, prefix = ARGV[1], ARGV[2]
 local first, last, expire_at = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local current = tonumber(last)
 local dropped = {}
 for i = 6, #ARGV, 3 do
   local shard, print = ARGV[i], ARGV[i + 1]
-  local seen = 0
-  if shard ~= '' then
-    for b = current, first, -1 do
-      if redis.call('SISMEMBER', prefix .. b .. ':' .. shard, print) == 1 then
-        seen = 1
-        break
-      end
-    end
-  end
-  if seen == 0 then
+  local duplicate = shard ~= '' and seen(prefix, first, current, shard, print)
+  if not duplicate then
     redis.call('XADD', stream, '*', 'data', ARGV[i + 2])
     if shard ~= '' then
       local key = prefix .. last .. ':' .. shard
@@ -46,10 +40,25 @@ for i = 6, #ARGV, 3 do
       redis.call('EXPIREAT', key, expire_at)
     end
   end
-  dropped[#dropped + 1] = seen
+  dropped[#dropped + 1] = duplicate and 1 or 0
 end
 return dropped
-";
+"
+);
+
+/// A connection that connects on first use and reconnects with a short backoff, so
+/// that a Redis that is down means spooling (or no dedup for a while), never a failed
+/// start; `response_timeout` bounds each command.
+pub(super) fn lazy_connection(
+    url: redis::ConnectionInfo,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, redis::RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(response_timeout))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)
+}
 
 /// A shared connection to the stream's Redis.
 #[derive(Clone)]
@@ -74,14 +83,8 @@ impl RedisBackend {
         stream: &str,
         window: Option<Buckets>,
     ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
-            connection,
+            connection: lazy_connection(url, RESPONSE_TIMEOUT)?,
             stream: stream.to_string(),
             window,
             append_once: Script::new(APPEND_ONCE),
@@ -144,12 +147,12 @@ impl Backend for RedisBackend {
         let items: Vec<Item<'_>> = batches
             .iter()
             .flat_map(|batch| {
-                batch.entries().map(|e| Item {
-                    print: e
-                        .sender_id
-                        .then(|| fingerprint(batch.connection_id, e.message_id)),
-                    line: e.line,
-                })
+                dedup::fingerprints(batch)
+                    .zip(batch.entries())
+                    .map(|(print, e)| Item {
+                        print,
+                        line: e.line,
+                    })
             })
             .collect();
         let mut dropped = self.append_once(buckets, &items).await?.into_iter();

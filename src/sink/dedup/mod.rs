@@ -40,6 +40,15 @@ pub fn fingerprint(connection_id: Id, message_id: &str) -> Fingerprint {
     i64::from_le_bytes(first)
 }
 
+/// Each envelope's fingerprint, in order; `None` for an id intake made up (never a
+/// duplicate, never remembered).
+pub fn fingerprints(batch: &Batch) -> impl Iterator<Item = Option<Fingerprint>> + '_ {
+    batch.entries().map(|e| {
+        e.sender_id
+            .then(|| fingerprint(batch.connection_id, e.message_id))
+    })
+}
+
 /// Hashes fingerprints in the in-memory sets. Keyed per process (SipHash), not the
 /// fingerprint itself: a sender who grinds messageIds whose fingerprints share their
 /// low bits must not be able to pile them into one probe sequence.
@@ -155,15 +164,7 @@ impl Window {
     pub async fn screen(&mut self, batches: &mut [&mut Batch]) -> Screened {
         let fingerprints: Vec<Vec<Option<Fingerprint>>> = batches
             .iter()
-            .map(|batch| {
-                batch
-                    .entries()
-                    .map(|e| {
-                        e.sender_id
-                            .then(|| fingerprint(batch.connection_id, e.message_id))
-                    })
-                    .collect()
-            })
+            .map(|batch| fingerprints(batch).collect())
             .collect();
         let asked: Vec<Fingerprint> = fingerprints.iter().flatten().flatten().copied().collect();
         let mut seen = self.check(&asked).await.into_iter();

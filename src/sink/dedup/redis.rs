@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{Buckets, Fingerprint};
@@ -28,23 +28,38 @@ pub fn shard(print: Fingerprint) -> u64 {
     (print as u64) % SHARDS
 }
 
-/// Looks each `(shard, fingerprint)` pair of ARGV (from the 4th on) up in buckets
-/// ARGV[3] down to ARGV[2]; answers 1 (seen) or 0 per pair.
-const CHECK: &str = r"
-local prefix, first, last = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local seen = {}
-for i = 4, #ARGV, 2 do
-  local found = 0
+/// Lua: `seen(prefix, first, last, shard, print)`, whether `print` is in its shard of
+/// one of the buckets `last` down to `first`. The one lookup of the window, shared by
+/// `CHECK` and the Redis stream sink's append-once script.
+macro_rules! lua_seen {
+    () => {
+        r"
+local function seen(prefix, first, last, shard, print)
   for b = last, first, -1 do
-    if redis.call('SISMEMBER', prefix .. b .. ':' .. ARGV[i], ARGV[i + 1]) == 1 then
-      found = 1
-      break
+    if redis.call('SISMEMBER', prefix .. b .. ':' .. shard, print) == 1 then
+      return true
     end
   end
-  seen[#seen + 1] = found
+  return false
 end
-return seen
-";
+"
+    };
+}
+pub(crate) use lua_seen;
+
+/// Looks each `(shard, fingerprint)` pair of ARGV (from the 4th on) up in buckets
+/// ARGV[3] down to ARGV[2]; answers 1 (seen) or 0 per pair.
+const CHECK: &str = concat!(
+    lua_seen!(),
+    r"
+local prefix, first, last = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local answers = {}
+for i = 4, #ARGV, 2 do
+  answers[#answers + 1] = seen(prefix, first, last, ARGV[i], ARGV[i + 1]) and 1 or 0
+end
+return answers
+"
+);
 
 /// Adds each `(shard, fingerprint)` pair of ARGV (from the 4th on) to bucket ARGV[2],
 /// whose sets expire at ARGV[3].
@@ -70,13 +85,8 @@ impl RedisWindow {
     /// Connects lazily: a Redis that is down means no deduplication for a while, not
     /// a failed start.
     pub fn new(url: redis::ConnectionInfo, buckets: Buckets) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(Duration::from_millis(500));
         Ok(Self {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            connection: crate::sink::redis::lazy_connection(url, RESPONSE_TIMEOUT)?,
             buckets,
             check: Script::new(CHECK),
             record: Script::new(RECORD),
