@@ -8,7 +8,7 @@ use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
 use serde_json::{json, Value};
 
-use crate::support::{basic, TestApp};
+use crate::support::{basic, Reply, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_and_events_get_413() {
@@ -44,13 +44,7 @@ async fn gzip_and_deflate_bodies_are_accepted() {
     let (_, _, key) = app.admin.sdk_key().await;
     let auth = basic(&key);
     let body = json!({"batch": [{"type": "track", "userId": "u", "event": "zipped"}]}).to_string();
-    let reply = app
-        .post(
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            gzip(body.as_bytes()),
-        )
-        .await;
+    let reply = post_gzipped(&app, &auth, gzip(body.as_bytes())).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
     z.write_all(body.as_bytes()).unwrap();
@@ -73,22 +67,10 @@ async fn gzip_bombs_are_cut_off_with_413() {
     // 64 MiB of zeros in about 64 KB: inflating it whole would take 64 MiB.
     let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
     assert!(bomb.len() < 100_000, "{}", bomb.len());
-    let reply = app
-        .post(
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            bomb,
-        )
-        .await;
+    let reply = post_gzipped(&app, &auth, bomb).await;
     reply.error(413, "PayloadTooLarge");
     // Corrupt gzip is a 400.
-    let reply = app
-        .post(
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            "not gzip",
-        )
-        .await;
+    let reply = post_gzipped(&app, &auth, "not gzip").await;
     reply.error(400, "BadRequest");
 }
 
@@ -100,13 +82,7 @@ async fn a_gigabyte_bomb_is_refused_quickly() {
     // About 1 MB of gzip that would inflate to 1 GiB: the same deflate block repeated.
     let bomb = gigabyte_bomb();
     let started = std::time::Instant::now();
-    let reply = app
-        .post(
-            "/v1/batch",
-            &[("authorization", &auth), ("content-encoding", "gzip")],
-            bomb,
-        )
-        .await;
+    let reply = post_gzipped(&app, &auth, bomb).await;
     reply.error(413, "PayloadTooLarge");
     // Not a timing assertion on speed, only that it did not inflate for minutes.
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -151,4 +127,14 @@ async fn unsupported_encoding_gets_415() {
         )
         .await;
     reply.error(415, "UnsupportedMediaType");
+}
+
+/// POSTs `body` to `/v1/batch` as gzip, with Basic auth `auth`.
+async fn post_gzipped(app: &TestApp, auth: &str, body: impl Into<bytes::Bytes>) -> Reply {
+    app.post(
+        "/v1/batch",
+        &[("authorization", auth), ("content-encoding", "gzip")],
+        body,
+    )
+    .await
 }
