@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use super::dedup::{Screened, Window};
+use super::dedup::{screen_group, Window};
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::segments::Segments;
@@ -89,13 +89,9 @@ impl Writer {
                 return Err(error.clone());
             }
         }
-        let screened = match &mut self.window {
-            Some(window) => {
-                let mut batches: Vec<_> = group.writes.iter_mut().map(|(b, _)| b).collect();
-                self.runtime.block_on(window.screen(&mut batches))
-            }
-            None => Screened::default(),
-        };
+        let screened = self
+            .runtime
+            .block_on(screen_group(self.window.as_mut(), group));
         if group.envelopes() == 0 {
             return Ok(screened.receipts(group.writes.len()));
         }

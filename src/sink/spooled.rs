@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::dedup::{Screened, Window};
+use super::dedup::{screen_group, Window};
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
 use super::spool::{envelopes, Spool};
@@ -137,13 +137,7 @@ impl<B: Backend> Writer<B> {
 
     /// Screens the group for duplicates, stores what is left, records its ids.
     async fn commit(&mut self, group: &mut Group) -> Result<Vec<Written>, SinkError> {
-        let screened = match &mut self.window {
-            Some(window) => {
-                let mut batches: Vec<_> = group.writes.iter_mut().map(|(b, _)| b).collect();
-                window.screen(&mut batches).await
-            }
-            None => Screened::default(),
-        };
+        let screened = screen_group(self.window.as_mut(), group).await;
         let written = if group.envelopes() == 0 {
             Vec::new()
         } else {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::pace::{Backoff, LogThrottle};
+use super::queue::Group;
 use super::Batch;
 use crate::model::Id;
 
@@ -134,6 +135,18 @@ pub struct Screened {
     pub duplicates: Vec<usize>,
     /// Fingerprints of the envelopes kept, to record once they are stored.
     pub kept: Vec<Fingerprint>,
+}
+
+/// Screens a writer's group before it is stored; with deduplication off
+/// (`window` is `None`) nothing is dropped.
+pub async fn screen_group(window: Option<&mut Window>, group: &mut Group) -> Screened {
+    match window {
+        Some(window) => {
+            let mut batches: Vec<&mut Batch> = group.writes.iter_mut().map(|(b, _)| b).collect();
+            window.screen(&mut batches).await
+        }
+        None => Screened::default(),
+    }
 }
 
 impl Screened {
