@@ -92,12 +92,14 @@ impl Buckets {
 
     /// When a bucket has left the window (a Redis `EXPIREAT`).
     pub fn expires_at(&self, bucket: u64) -> u64 {
-        (bucket + 1) * self.bucket_secs + self.window_secs
+        (bucket.saturating_add(1))
+            .saturating_mul(self.bucket_secs)
+            .saturating_add(self.window_secs)
     }
 
     /// When a bucket began.
     pub fn start_of(&self, bucket: u64) -> u64 {
-        bucket * self.bucket_secs
+        bucket.saturating_mul(self.bucket_secs)
     }
 }
 
@@ -285,6 +287,9 @@ mod tests {
         assert!(b.expires_at(bucket) <= recorded + 86_400 + 10_800);
         assert!(Buckets::new(0).is_none());
         assert_eq!(Buckets::new(3).unwrap().bucket_secs, 1);
+        // Any configured window, however long, gives bounds instead of an overflow.
+        let endless = Buckets::new(u64::MAX).unwrap();
+        assert_eq!(endless.expires_at(endless.at(recorded)), u64::MAX);
     }
 
     #[test]
