@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::dedup::{self, fingerprint, Buckets};
@@ -46,20 +46,6 @@ return dropped
 "
 );
 
-/// A connection that connects on first use and reconnects with a short backoff, so
-/// that a Redis that is down means spooling (or no dedup for a while), never a failed
-/// start; `response_timeout` bounds each command.
-pub(super) fn lazy_connection(
-    url: redis::ConnectionInfo,
-    response_timeout: Duration,
-) -> Result<ConnectionManager, redis::RedisError> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(response_timeout))
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)
-}
-
 /// A shared connection to the stream's Redis.
 #[derive(Clone)]
 pub struct RedisBackend {
@@ -84,7 +70,7 @@ impl RedisBackend {
         window: Option<Buckets>,
     ) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            connection: lazy_connection(url, RESPONSE_TIMEOUT)?,
+            connection: super::lazy_redis::connect(url, RESPONSE_TIMEOUT)?,
             stream: stream.to_string(),
             window,
             append_once: Script::new(APPEND_ONCE),

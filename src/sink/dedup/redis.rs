@@ -86,7 +86,7 @@ impl RedisWindow {
     /// a failed start.
     pub fn new(url: redis::ConnectionInfo, buckets: Buckets) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            connection: crate::sink::redis::lazy_connection(url, RESPONSE_TIMEOUT)?,
+            connection: crate::sink::lazy_redis::connect(url, RESPONSE_TIMEOUT)?,
             buckets,
             check: Script::new(CHECK),
             record: Script::new(RECORD),
