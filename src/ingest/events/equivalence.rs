@@ -298,11 +298,57 @@ fn compare(body: &str, route: &Route) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Characters that break or bend JSON where they land.
+const MUTATIONS: &[char] = &[
+    '"', '\\', '{', '}', '[', ']', ',', ':', '0', '1', '-', '.', 'e', 'E', '+', 'u', 'd', '8', 'n',
+    't', ' ', '\n', '\u{1}', 'x', '\u{e9}',
+];
+
+/// A body with a few characters inserted, deleted or replaced.
+fn mutated_body() -> impl Strategy<Value = (String, Route)> {
+    let edit = (
+        any::<prop::sample::Index>(),
+        0..3u8,
+        prop::sample::select(MUTATIONS),
+    );
+    (body(), prop::collection::vec(edit, 1..4)).prop_map(|((body, route), edits)| {
+        let mut chars: Vec<char> = body.chars().collect();
+        for (at, how, c) in edits {
+            let at = at.index(chars.len() + 1);
+            match how {
+                0 => chars.insert(at, c),
+                1 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ if at < chars.len() => chars[at] = c,
+                _ => chars.push(c),
+            }
+        }
+        (chars.into_iter().collect(), route)
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn the_lean_path_writes_what_the_reference_builds((body, route) in body()) {
+        compare(&body, &route)?;
+    }
+
+    /// The fast walk accepts exactly what a full, strict parse accepts (an object
+    /// body), and never more (any body); damaged bodies get the reference's answer.
+    #[test]
+    fn the_walk_accepts_only_strict_json((body, route) in mutated_body()) {
+        let strict = serde_json::from_str::<Value>(&body).is_ok();
+        let plain_object = body.starts_with('{');
+        let walked = super::walk::walk(&body, false, usize::MAX).is_some();
+        if plain_object {
+            prop_assert_eq!(walked, strict, "{}", body);
+        } else {
+            prop_assert!(strict || !walked, "{}", body);
+        }
+        prop_assert!(strict || super::walk::walk(&body, true, usize::MAX).is_none(), "{}", body);
         compare(&body, &route)?;
     }
 }

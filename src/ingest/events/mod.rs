@@ -13,6 +13,7 @@ mod merge;
 mod parse;
 mod scan;
 mod strict;
+mod walk;
 
 #[cfg(test)]
 mod equivalence;
@@ -21,7 +22,6 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
-use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::answer::{IngestError, Reject};
@@ -30,6 +30,7 @@ use crate::index::KeyTarget;
 use crate::sink::Batch;
 use enrich::{BatchFields, Shared};
 use scan::Member;
+use walk::Walk;
 
 pub use parse::parse;
 
@@ -38,8 +39,10 @@ pub const MAX_LISTED_REJECTS: usize = 100;
 
 /// The events of a request, still unvalidated.
 enum Events<'a> {
-    /// Batch members, each still raw JSON.
-    Batch(Vec<&'a RawValue>),
+    /// Batch members, each still raw JSON (the serde path's).
+    Batch(Vec<&'a str>),
+    /// Batch members as the walk found them in the body.
+    Walked(&'a str, Walk),
     /// A whole-body event (read already, to find its `writeKey`) and the body's size.
     Single(Vec<Member<'a>>, usize),
 }
@@ -60,6 +63,7 @@ impl Parsed<'_> {
     pub fn event_count(&self) -> usize {
         match &self.events {
             Events::Batch(events) => events.len(),
+            Events::Walked(_, walk) => walk.event_count(),
             Events::Single(..) => 1,
         }
     }
@@ -95,6 +99,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn count(&mut self, index: usize, result: Result<(), enrich::Refusal>) {
+        match result {
+            Ok(()) => self.accepted += 1,
+            Err(refusal) => self.reject(index, refusal),
+        }
+    }
+
     fn reject(&mut self, index: usize, (code, message): enrich::Refusal) {
         self.rejected_count += 1;
         match self.rejected_by_code.iter_mut().find(|(c, _)| *c == code) {
@@ -117,9 +128,10 @@ const ENVELOPE_OVERHEAD: usize = 256;
 /// Validates and enriches every event; an error when none is valid.
 pub fn process(parsed: Parsed<'_>, facts: &RequestFacts<'_>) -> Result<Outcome, IngestError> {
     let (count, body_bytes) = match &parsed.events {
-        Events::Batch(events) => (
-            events.len(),
-            events.iter().map(|e| e.get().len()).sum::<usize>(),
+        Events::Batch(events) => (events.len(), events.iter().map(|e| e.len()).sum()),
+        Events::Walked(body, walk) => (
+            walk.event_count(),
+            walk.events().iter().map(|e| e.text(body).len()).sum(),
         ),
         Events::Single(_, size) => (1, *size),
     };
@@ -168,10 +180,20 @@ pub fn process(parsed: Parsed<'_>, facts: &RequestFacts<'_>) -> Result<Outcome, 
                 let result = read_member(raw, facts.max_event_bytes, &mut members).and_then(|()| {
                     enrich::accept(&members, &shared, &mut scratch, &mut outcome.batch)
                 });
-                match result {
-                    Ok(()) => outcome.accepted += 1,
-                    Err(refusal) => outcome.reject(index, refusal),
-                }
+                outcome.count(index, result);
+            }
+        }
+        Events::Walked(body, walk) => {
+            for (index, event) in walk.events().iter().enumerate() {
+                let result =
+                    check_size(event.text(body).len(), facts.max_event_bytes).and_then(|()| {
+                        if !walk.event_members(body, event, &mut members) {
+                            return Err(not_an_object());
+                        }
+                        scan::mark_duplicates(&mut members);
+                        enrich::accept(&members, &shared, &mut scratch, &mut outcome.batch)
+                    });
+                outcome.count(index, result);
             }
         }
     }
@@ -210,21 +232,24 @@ fn envelope_prefix(facts: &RequestFacts<'_>) -> Vec<u8> {
 /// Sizes a batch member before reading it (an oversized event is never read), then
 /// reads its members.
 fn read_member<'a>(
-    raw: &'a RawValue,
+    text: &'a str,
     max_event_bytes: usize,
     members: &mut Vec<Member<'a>>,
 ) -> Result<(), enrich::Refusal> {
-    let text = raw.get();
     check_size(text.len(), max_event_bytes)?;
     if !text.starts_with('{') {
-        return Err(("BadRequest", "the event must be a JSON object".into()));
+        return Err(not_an_object());
     }
-    scan::split_object(text, members)
+    scan::object(text, members)
         .map_err(|e| ("BadRequest", format!("the event is not valid JSON: {e}")))?;
     if !strict::members_are_strict(text, members) {
         return Err(("BadRequest", NOT_STRICT.into()));
     }
     Ok(())
+}
+
+fn not_an_object() -> enrich::Refusal {
+    ("BadRequest", "the event must be a JSON object".into())
 }
 
 /// Why an event whose JSON is well-formed is still refused.

@@ -1,6 +1,10 @@
 //! The body shapes of the SDK routes: one event, a `{"batch":[…]}` object, or (on
 //! `/v1/events`) a bare array. At most `max_events` events are ever collected: a
 //! longer array stops the parse with 413.
+//!
+//! A body is first walked once ([`walk`]); only a body the walk leaves (malformed,
+//! not strict, over the cap, ambiguous) is read with serde_json, whose answer is
+//! then the request's.
 
 use std::fmt;
 
@@ -9,8 +13,9 @@ use serde_json::value::RawValue;
 
 use super::enrich::{iso_message, BatchFields};
 use super::merge::Tree;
-use super::scan::{self, CappedArray, Key};
+use super::scan::{self, CappedArray, Key, Member};
 use super::strict;
+use super::walk::{self, Walk};
 use super::{Events, Parsed};
 use crate::clock;
 use crate::ingest::answer::IngestError;
@@ -22,17 +27,21 @@ pub fn parse<'a>(
     route: &Route,
     max_events: usize,
 ) -> Result<Parsed<'a>, IngestError> {
+    let text = utf8(body)?;
+    if let Some(parsed) = walked(text, route, max_events) {
+        return parsed;
+    }
     match route {
-        Route::Single(kind) => single(body, Some(*kind)),
+        Route::Single(kind) => single(text, Some(*kind)),
         Route::Batch => {
-            let outer = outer(body, max_events)?;
+            let outer = outer(text, max_events)?;
             from_batch(outer, "`batch` is required and must be an array of events")
         }
-        Route::Events => match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Route::Events => match first_byte(text) {
             Some(b'[') => {
                 let mut events = Vec::new();
                 let mut overflowed = false;
-                let mut de = serde_json::Deserializer::from_str(utf8(body)?);
+                let mut de = serde_json::Deserializer::from_str(text);
                 CappedArray {
                     out: &mut events,
                     cap: max_events,
@@ -44,19 +53,14 @@ pub fn parse<'a>(
                     too_many(overflowed, max_events)
                         .unwrap_or_else(|| not_json(&e, "the body must be an array of events"))
                 })?;
-                Ok(Parsed {
-                    events: Events::Batch(events),
-                    write_key: None,
-                    batch: BatchFields::default(),
-                    forced_type: None,
-                })
+                Ok(array_body(Events::Batch(events)))
             }
             _ => {
-                let outer = outer(body, max_events)?;
+                let outer = outer(text, max_events)?;
                 if outer.batch.is_some() {
                     from_batch(outer, "")
                 } else {
-                    single(body, None)
+                    single(text, None)
                 }
             }
         },
@@ -64,20 +68,121 @@ pub fn parse<'a>(
     }
 }
 
+/// The fast path: the body as the walk found it; `None` when the walk left it to
+/// the serde path.
+fn walked<'a>(
+    text: &'a str,
+    route: &Route,
+    max_events: usize,
+) -> Option<Result<Parsed<'a>, IngestError>> {
+    let (events_key, forced_type) = match route {
+        Route::Single(kind) => (false, Some(*kind)),
+        // A bare array is not a batch body: the serde path words the refusal.
+        Route::Batch if first_byte(text) != Some(b'{') => return None,
+        Route::Batch | Route::Events => (true, None),
+        Route::Webhook { .. } => return None,
+    };
+    let walk = walk::walk(text, events_key, max_events)?;
+    if !events_key {
+        return Some(Ok(single_walked(text, &walk, forced_type)));
+    }
+    if walk.top.is_empty() && walk.events.is_some() {
+        return Some(Ok(array_body(Events::Walked(text, walk))));
+    }
+    let (mut outer, batch_is_array) = walked_outer(text, &walk)?;
+    if batch_is_array {
+        outer.batch = Some(Events::Walked(text, walk));
+    } else if let Route::Events = route {
+        return Some(Ok(single_walked(text, &walk, None)));
+    }
+    Some(from_batch(
+        outer,
+        "`batch` is required and must be an array of events",
+    ))
+}
+
+/// The batch fields of a walked object body, and whether `batch` is an array;
+/// `None` when a field repeats or `batch` is neither an array nor null (the serde
+/// path refuses those).
+fn walked_outer<'a>(text: &'a str, walk: &Walk) -> Option<(Outer<'a>, bool)> {
+    let mut outer = Outer::default();
+    let mut seen = [false; 5];
+    let mut batch_is_array = false;
+    for span in &walk.top {
+        let value = span.value_text(text);
+        let (slot, field) = match span.key_text(text) {
+            "\"batch\"" => {
+                batch_is_array = value.starts_with('[');
+                if !batch_is_array && value != "null" {
+                    return None;
+                }
+                (0, None)
+            }
+            "\"sentAt\"" => (1, Some(&mut outer.sent_at)),
+            "\"context\"" => (2, Some(&mut outer.context)),
+            "\"integrations\"" => (3, Some(&mut outer.integrations)),
+            "\"writeKey\"" => (4, Some(&mut outer.write_key)),
+            _ => continue,
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            return None;
+        }
+        if let Some(field) = field {
+            *field = Some(value);
+        }
+    }
+    Some((outer, batch_is_array))
+}
+
+/// A walked single event: its members.
+fn single_walked<'a>(text: &'a str, walk: &Walk, forced_type: Option<EventType>) -> Parsed<'a> {
+    let mut members: Vec<Member<'a>> = walk.top.iter().map(|span| span.member(text)).collect();
+    scan::mark_duplicates(&mut members);
+    single_parsed(members, text.len(), forced_type)
+}
+
+fn single_parsed(
+    members: Vec<Member<'_>>,
+    size: usize,
+    forced_type: Option<EventType>,
+) -> Parsed<'_> {
+    let write_key = scan::find(&members, "writeKey").and_then(|m| take_write_key(Some(m.value)));
+    Parsed {
+        events: Events::Single(members, size),
+        write_key,
+        batch: BatchFields::default(),
+        forced_type,
+    }
+}
+
+/// A bare array of events (`/v1/events`): no batch fields.
+fn array_body(events: Events<'_>) -> Parsed<'_> {
+    Parsed {
+        events,
+        write_key: None,
+        batch: BatchFields::default(),
+        forced_type: None,
+    }
+}
+
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|b| !b.is_ascii_whitespace())
+}
+
 /// The outer object of a batch body, its members still raw.
 #[derive(Default)]
 struct Outer<'a> {
-    batch: Option<Vec<&'a RawValue>>,
-    sent_at: Option<&'a RawValue>,
-    context: Option<&'a RawValue>,
-    integrations: Option<&'a RawValue>,
-    write_key: Option<&'a RawValue>,
+    batch: Option<Events<'a>>,
+    sent_at: Option<&'a str>,
+    context: Option<&'a str>,
+    integrations: Option<&'a str>,
+    write_key: Option<&'a str>,
 }
 
-fn outer(body: &[u8], max_events: usize) -> Result<Outer<'_>, IngestError> {
+fn outer(text: &str, max_events: usize) -> Result<Outer<'_>, IngestError> {
     let mut overflowed = false;
     // Read as text: the events' spans then need no UTF-8 check of their own.
-    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
+    let mut de = serde_json::Deserializer::from_str(text);
     let result = OuterVisitor {
         cap: max_events,
         overflowed: &mut overflowed,
@@ -140,14 +245,18 @@ impl<'de> Visitor<'de> for OuterVisitor<'_> {
                         overflowed: self.overflowed,
                     })?
                 }
-                1 => outer.sent_at = map.next_value()?,
-                2 => outer.context = map.next_value()?,
-                3 => outer.integrations = map.next_value()?,
-                _ => outer.write_key = map.next_value()?,
+                1 => outer.sent_at = raw_text(map.next_value()?),
+                2 => outer.context = raw_text(map.next_value()?),
+                3 => outer.integrations = raw_text(map.next_value()?),
+                _ => outer.write_key = raw_text(map.next_value()?),
             }
         }
         Ok(outer)
     }
+}
+
+fn raw_text(raw: Option<&RawValue>) -> Option<&str> {
+    raw.map(RawValue::get)
 }
 
 /// `batch`: null, or an array of at most `cap` events.
@@ -157,7 +266,7 @@ struct OptionalEvents<'v> {
 }
 
 impl<'de> DeserializeSeed<'de> for OptionalEvents<'_> {
-    type Value = Option<Vec<&'de RawValue>>;
+    type Value = Option<Events<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
@@ -165,7 +274,7 @@ impl<'de> DeserializeSeed<'de> for OptionalEvents<'_> {
 }
 
 impl<'de> Visitor<'de> for OptionalEvents<'_> {
-    type Value = Option<Vec<&'de RawValue>>;
+    type Value = Option<Events<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of events")
@@ -187,13 +296,12 @@ impl<'de> Visitor<'de> for OptionalEvents<'_> {
             overflowed: self.overflowed,
         }
         .deserialize(deserializer)?;
-        Ok(Some(events))
+        Ok(Some(Events::Batch(events)))
     }
 }
 
-fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, IngestError> {
+fn single(text: &str, forced_type: Option<EventType>) -> Result<Parsed<'_>, IngestError> {
     const SHAPE: &str = "the body must be one event, a JSON object";
-    let text = utf8(body)?;
     let mut members = Vec::with_capacity(32);
     let mut de = serde_json::Deserializer::from_str(text);
     scan::MembersSeed(&mut members)
@@ -207,13 +315,7 @@ fn single(body: &[u8], forced_type: Option<EventType>) -> Result<Parsed<'_>, Ing
         )));
     }
     scan::mark_duplicates(&mut members);
-    let write_key = scan::find(&members, "writeKey").and_then(|m| take_write_key(Some(m.value)));
-    Ok(Parsed {
-        events: Events::Single(members, body.len()),
-        write_key,
-        batch: BatchFields::default(),
-        forced_type,
-    })
+    Ok(single_parsed(members, text.len(), forced_type))
 }
 
 fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestError> {
@@ -224,13 +326,13 @@ fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestE
         .into_iter()
         .flatten()
     {
-        if !strict::is_strict(raw.get().as_bytes()) {
+        if !strict::is_strict(raw.as_bytes()) {
             return Err(IngestError::BadRequest(
                 "the body is not valid JSON: an unpaired UTF-16 surrogate escape or a number out of range".into(),
             ));
         }
     }
-    let sent_at = match outer.sent_at.map(RawValue::get) {
+    let sent_at = match outer.sent_at {
         None | Some("null") => None,
         Some(raw) => match scan::string(raw).and_then(|text| clock::parse_iso8601(&text)) {
             Some(t) => Some((raw, t)),
@@ -238,8 +340,8 @@ fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestE
         },
     };
     Ok(Parsed {
-        events: Events::Batch(events),
-        write_key: take_write_key(outer.write_key.map(RawValue::get)),
+        events,
+        write_key: take_write_key(outer.write_key),
         batch: BatchFields {
             sent_at,
             context: batch_object(outer.context, "context")?,
@@ -249,11 +351,8 @@ fn from_batch<'a>(outer: Outer<'a>, missing: &str) -> Result<Parsed<'a>, IngestE
     })
 }
 
-fn batch_object<'a>(
-    raw: Option<&'a RawValue>,
-    name: &str,
-) -> Result<Option<Tree<'a>>, IngestError> {
-    match raw.map(RawValue::get) {
+fn batch_object<'a>(raw: Option<&'a str>, name: &str) -> Result<Option<Tree<'a>>, IngestError> {
+    match raw {
         None | Some("null") => Ok(None),
         Some(text) if text.starts_with('{') => Tree::parse(text)
             .map(Some)

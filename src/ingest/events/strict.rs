@@ -119,7 +119,7 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
 
 /// Integers of up to 19 digits always fit; others are read as `f64`, which must be
 /// finite (serde_json refuses `1e400`).
-fn number_in_range(token: &[u8]) -> bool {
+pub(super) fn number_in_range(token: &[u8]) -> bool {
     let digits = token.strip_prefix(b"-").unwrap_or(token);
     if digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) {
         return true;
