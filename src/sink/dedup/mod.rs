@@ -50,7 +50,7 @@ pub fn fingerprints(batch: &Batch) -> impl Iterator<Item = Option<Fingerprint>> 
     })
 }
 
-/// Hashes fingerprints in the in-memory sets. Keyed per process (SipHash), not the
+/// Keys fingerprints in the in-memory sets. Keyed per process (SipHash), not the
 /// fingerprint itself: a sender who grinds messageIds whose fingerprints share their
 /// low bits must not be able to pile them into one probe sequence.
 pub type FingerprintHasher = std::hash::RandomState;
