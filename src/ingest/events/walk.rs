@@ -24,6 +24,8 @@ const MAX_DEPTH: u32 = 128;
 pub struct MemberSpan {
     key: (u32, u32),
     value: (u32, u32),
+    /// Whether the key holds an escape (and must be unescaped to be read).
+    escaped: bool,
 }
 
 /// One element of the events array: its text, and its members when it is an object.
@@ -116,7 +118,7 @@ impl MemberSpan {
     /// The member, its key unescaped when it holds escapes.
     pub fn member<'a>(&self, body: &'a str) -> Member<'a> {
         let key_text = &body[self.key.0 as usize..self.key.1 as usize];
-        let key = if memchr::memchr(b'\\', key_text.as_bytes()).is_none() {
+        let key = if !self.escaped {
             Cow::Borrowed(&key_text[1..key_text.len() - 1])
         } else {
             // The walk validated the escapes: this parse cannot fail.
@@ -179,7 +181,8 @@ impl Walker<'_> {
             self.space();
             let key_start = self.at();
             self.eat(b'"')?;
-            self.i = string_end(self.bytes, self.i)?;
+            let escaped;
+            (self.i, escaped) = key_end(self.bytes, self.i)?;
             let key = (key_start, self.at());
             self.space();
             self.eat(b':')?;
@@ -191,7 +194,7 @@ impl Walker<'_> {
             if is_events {
                 self.events()?;
             } else {
-                if events_key && self.bytes[key.0 as usize..key.1 as usize].contains(&b'\\') {
+                if events_key && escaped {
                     // A key spelled with escapes could name `batch`: the serde path decides.
                     return None;
                 }
@@ -200,6 +203,7 @@ impl Walker<'_> {
             out.push(MemberSpan {
                 key,
                 value: (value_start, self.at()),
+                escaped,
             });
             self.space();
             match self.peek()? {
@@ -380,13 +384,21 @@ impl Walker<'_> {
 
 /// The index after the closing quote of the string whose text starts at `i`, when
 /// the string is valid: no control character, known escapes, paired surrogates.
-fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+fn string_end(bytes: &[u8], i: usize) -> Option<usize> {
+    key_end(bytes, i).map(|(end, _)| end)
+}
+
+/// [`string_end`] for a member's key, and whether the key holds an escape.
+fn key_end(bytes: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
     loop {
         i = next_special(bytes, i)?;
         match bytes[i] {
-            b'"' => return Some(i + 1),
-            b'\\' => i = escape_end(bytes, i + 1)?,
-            // A control character.
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                i = escape_end(bytes, i + 1)?;
+            }
             _ => return None,
         }
     }
