@@ -294,3 +294,21 @@ fn unpaired_surrogates_and_huge_numbers_are_refused() {
         Some("2026-11-22T10:00:00.000Z".into())
     );
 }
+
+#[test]
+fn events_of_many_tiny_members_take_the_serde_path_with_the_same_result() {
+    let tiny: String = (0..120).map(|n| format!(",\"{n}\":0")).collect();
+    let event = format!(r#"{{"type":"track","userId":"u","event":"e"{tiny}}}"#);
+    let body = format!(r#"{{"batch":[{event},{event}]}}"#);
+    assert!(super::walk::walk(&body, true, 2500).is_none());
+    let out = run(&body, Route::Batch).unwrap();
+    assert_eq!(out.accepted, 2);
+    let sent: Value = serde_json::from_str(&event).unwrap();
+    for envelope in envelopes(&out) {
+        assert_eq!(envelope["event"]["119"], 0);
+        assert_eq!(
+            envelope["event"].as_object().unwrap().len(),
+            sent.as_object().unwrap().len() + 4
+        );
+    }
+}
