@@ -16,12 +16,29 @@ pub fn now() -> OffsetDateTime {
 /// nearest end, so that the text is always RFC 3339; enrichment never gets there, it
 /// checks with [`millis_text`] first.
 pub fn format_millis(t: OffsetDateTime) -> String {
-    let text = millis_text(t).unwrap_or(if t.unix_timestamp() < 0 {
-        *b"0000-01-01T00:00:00.000Z"
-    } else {
-        *b"9999-12-31T23:59:59.999Z"
-    });
-    text.iter().map(|&b| char::from(b)).collect()
+    MillisText::of(t).as_str().to_owned()
+}
+
+/// [`format_millis`] without allocating: the request path formats its arrival time
+/// once per request.
+#[derive(Clone, Copy)]
+pub struct MillisText([u8; 24]);
+
+impl MillisText {
+    /// The text of `t`, clamped as [`format_millis`] says.
+    pub fn of(t: OffsetDateTime) -> Self {
+        Self(millis_text(t).unwrap_or(if t.unix_timestamp() < 0 {
+            *b"0000-01-01T00:00:00.000Z"
+        } else {
+            *b"9999-12-31T23:59:59.999Z"
+        }))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Digits and punctuation only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// The RFC 3339 text of a time in UTC with milliseconds, without allocating; `None`

@@ -154,7 +154,7 @@ async fn respond(
     )
     .await?;
     ingest.metrics.body_bytes.increment(body.len() as u64);
-    let received_at_text = clock::format_millis(received_at);
+    let received_at_text = clock::MillisText::of(received_at);
 
     if route.is_webhook() {
         let target = early_target.ok_or_else(no_key)?;
@@ -163,7 +163,7 @@ async fn respond(
             &parts.headers,
             ingest.webhook_id_header.as_ref(),
             target,
-            &received_at_text,
+            received_at_text.as_str(),
         )?;
         let written = write_to_sink(ingest, batch).await?;
         ingest.metrics.accepted.increment(1);
@@ -184,7 +184,7 @@ async fn respond(
     };
     let arrival = Arrival {
         at: received_at,
-        at_text: &received_at_text,
+        at_text: received_at_text.as_str(),
         client_ip,
     };
     deliver(ingest, parsed?, target, &key, &arrival).await
@@ -208,11 +208,11 @@ async fn deliver(
     arrival: &Arrival<'_>,
 ) -> Result<Answer, IngestError> {
     charge_events(ingest, key, parsed.event_count())?;
-    let client_ip = arrival.client_ip.to_string();
+    let client_ip = crate::net::IpText::of(arrival.client_ip);
     let facts = events::RequestFacts {
         received_at: arrival.at,
         received_at_text: arrival.at_text,
-        client_ip: &client_ip,
+        client_ip: client_ip.as_str(),
         target,
         max_event_bytes: ingest.max_event_bytes,
     };
