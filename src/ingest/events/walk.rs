@@ -394,8 +394,16 @@ impl Walker<'_> {
 
 /// The index after the closing quote of the string whose text starts at `i`, when
 /// the string is valid: no control character, known escapes, paired surrogates.
-fn string_end(bytes: &[u8], i: usize) -> Option<usize> {
-    key_end(bytes, i).map(|(end, _)| end)
+// Inlined into the walk: most strings are short, and a call costs as much as the scan.
+#[inline(always)]
+fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i = next_special(bytes, i)?;
+        if bytes[i] != b'\\' {
+            return (bytes[i] == b'"').then_some(i + 1);
+        }
+        i = escape_end(bytes, i + 1)?;
+    }
 }
 
 /// [`string_end`] for a member's key, and whether the key holds an escape.
