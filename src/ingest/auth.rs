@@ -2,7 +2,9 @@
 //! name = key), `Authorization: Bearer`, `X-Write-Key`, the body's `writeKey`, the
 //! `writeKey` query parameter. The webhook path key comes before all of these.
 
-use base64::Engine;
+use std::borrow::Cow;
+
+use base64::{DecodeSliceError, Engine};
 use http::HeaderMap;
 
 use super::answer::IngestError;
@@ -14,11 +16,18 @@ pub fn from_headers(headers: &HeaderMap) -> Result<Option<String>, IngestError> 
         let (scheme, credentials) = value.trim().split_once(' ').ok_or_else(malformed)?;
         let credentials = credentials.trim();
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(credentials)
-                .map_err(|_| malformed())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-            let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
+            // Decoded on the stack: every request carries it, and keys are short.
+            let mut stack = [0u8; 192];
+            let engine = &base64::engine::general_purpose::STANDARD;
+            let decoded: Cow<'_, [u8]> = match engine.decode_slice(credentials, &mut stack) {
+                Ok(len) => Cow::Borrowed(&stack[..len]),
+                Err(DecodeSliceError::OutputSliceTooSmall) => {
+                    Cow::Owned(engine.decode(credentials).map_err(|_| malformed())?)
+                }
+                Err(DecodeSliceError::DecodeError(_)) => return Err(malformed()),
+            };
+            let decoded = std::str::from_utf8(&decoded).map_err(|_| malformed())?;
+            let user = decoded.split_once(':').map_or(decoded, |(u, _)| u);
             return Ok(non_empty(user));
         }
         if scheme.eq_ignore_ascii_case("bearer") {
@@ -64,6 +73,11 @@ mod tests {
         let encoded = base64::engine::general_purpose::STANDARD.encode("KEY");
         let h = headers(&[("authorization", &format!("basic {encoded}"))]);
         assert_eq!(from_headers(&h).unwrap().as_deref(), Some("KEY"));
+        // Longer than the stack buffer: decoded on the heap, same answer.
+        let long = "k".repeat(300);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{long}:"));
+        let h = headers(&[("authorization", &format!("Basic {encoded}"))]);
+        assert_eq!(from_headers(&h).unwrap().as_deref(), Some(long.as_str()));
     }
 
     #[test]

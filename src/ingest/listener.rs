@@ -233,6 +233,8 @@ impl Connection {
         let mut draining = false;
         loop {
             let bound = tokio::select! {
+                // The connection first: it is what wakes this task on nearly every poll.
+                biased;
                 result = connection.as_mut() => return result,
                 _ = self.shutdown.cancelled(), if !draining => self.grace,
                 _ = deadline.as_mut() => {
