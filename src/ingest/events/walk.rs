@@ -336,6 +336,7 @@ impl Walker<'_> {
     }
 
     /// A key and its colon, inside a container being skipped.
+    #[inline(always)]
     fn key(&mut self) -> Option<()> {
         self.eat(b'"')?;
         self.i = string_end(self.bytes, self.i)?;
