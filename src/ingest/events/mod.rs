@@ -150,6 +150,7 @@ pub fn process(parsed: Parsed<'_>, facts: &RequestFacts<'_>) -> Result<Outcome, 
         rejected_count: 0,
         rejected_by_code: Vec::new(),
     };
+    outcome.batch.reserve_events(count);
     let prefix = envelope_prefix(facts);
     let shared = Shared {
         batch: &parsed.batch,

@@ -233,8 +233,11 @@ impl Walker<'_> {
             // A second `batch`: refused by the serde path.
             return None;
         }
-        let mut events = Vec::new();
-        let mut members = std::mem::take(&mut self.walk.members);
+        // Sized for events of a few hundred bytes and members of a few dozen, so that
+        // a typical batch never regrows them.
+        let rest = self.bytes.len() - self.i;
+        let mut events = Vec::with_capacity((rest / 256).min(self.max_events));
+        let mut members = Vec::with_capacity(rest / 64);
         self.eat(b'[')?;
         self.space();
         if self.eat(b']').is_none() {
