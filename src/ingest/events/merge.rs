@@ -2,6 +2,8 @@
 //! event wins key by key, nested objects merge), written straight into the envelope
 //! without building either object.
 
+use std::borrow::Cow;
+
 use super::scan::{self, Member};
 
 /// A batch-level object, read once per request: its live members sorted by key (so
@@ -55,7 +57,7 @@ pub fn write_object(
     let mut first = true;
     for member in own.iter().filter(|m| m.live) {
         comma(buf, &mut first);
-        write_key(buf, &member.key)?;
+        write_member_key(buf, &member.key)?;
         let under = base.and_then(|b| b.get(&member.key));
         match under {
             Some((_, Some(tree))) if member.raw().starts_with('{') => {
@@ -72,7 +74,7 @@ pub fn write_object(
             continue;
         }
         comma(buf, &mut first);
-        write_key(buf, &member.key)?;
+        write_member_key(buf, &member.key)?;
         buf.extend_from_slice(member.raw().as_bytes());
     }
     if let Some((key, value)) = extra {
@@ -108,6 +110,21 @@ impl<'m> OwnKeys<'m> {
 fn comma(buf: &mut Vec<u8>, first: &mut bool) {
     if !std::mem::take(first) {
         buf.push(b',');
+    }
+}
+
+/// A member's `"key":`. A key borrowed from the body had no escape, and reading it
+/// refused control characters (the walk and serde_json both do), so it is copied
+/// without a look; only a key that was unescaped is checked and escaped again.
+pub fn write_member_key(buf: &mut Vec<u8>, key: &Cow<'_, str>) -> Result<(), serde_json::Error> {
+    match key {
+        Cow::Borrowed(key) => {
+            buf.push(b'"');
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(b"\":");
+            Ok(())
+        }
+        Cow::Owned(key) => write_key(buf, key),
     }
 }
 
