@@ -179,10 +179,15 @@ pub fn mark_duplicates(members: &mut [Member<'_>]) {
     }
 }
 
+/// A cheap spread of keys over the filter's 64 bits: length, first and last byte. A
+/// collision only costs a comparison.
 fn hash(key: &str) -> u32 {
-    key.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    let bytes = key.as_bytes();
+    let (first, last) = (bytes.first().copied(), bytes.last().copied());
+    (bytes.len() as u32)
+        .wrapping_mul(7)
+        .wrapping_add(u32::from(first.unwrap_or(0)))
+        .wrapping_add(u32::from(last.unwrap_or(0)).wrapping_mul(3))
 }
 
 /// The index after the closing quote of the string starting at `i`.
