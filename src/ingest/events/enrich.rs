@@ -353,7 +353,7 @@ fn write_event<'a>(
             }),
         };
         buf.push(b',');
-        merge::write_member_key(buf, &member.key)?;
+        merge::write_member_key(buf, member)?;
         match rewritten {
             Some(text) => quoted(buf, text),
             None => buf.extend_from_slice(member.raw().as_bytes()),

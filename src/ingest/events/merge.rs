@@ -57,7 +57,7 @@ pub fn write_object(
     let mut first = true;
     for member in own.iter().filter(|m| m.live) {
         comma(buf, &mut first);
-        write_member_key(buf, &member.key)?;
+        write_member_key(buf, member)?;
         let under = base.and_then(|b| b.get(&member.key));
         match under {
             Some((_, Some(tree))) if member.raw().starts_with('{') => {
@@ -74,7 +74,7 @@ pub fn write_object(
             continue;
         }
         comma(buf, &mut first);
-        write_member_key(buf, &member.key)?;
+        write_member_key(buf, member)?;
         buf.extend_from_slice(member.raw().as_bytes());
     }
     if let Some((key, value)) = extra {
@@ -116,8 +116,8 @@ fn comma(buf: &mut Vec<u8>, first: &mut bool) {
 /// A member's `"key":`. A key borrowed from the body had no escape, and reading it
 /// refused control characters (the walk and serde_json both do), so it is copied
 /// without a look; only a key that was unescaped is checked and escaped again.
-pub fn write_member_key(buf: &mut Vec<u8>, key: &Cow<'_, str>) -> Result<(), serde_json::Error> {
-    match key {
+pub fn write_member_key(buf: &mut Vec<u8>, member: &Member<'_>) -> Result<(), serde_json::Error> {
+    match &member.key {
         Cow::Borrowed(key) => {
             buf.push(b'"');
             buf.extend_from_slice(key.as_bytes());
