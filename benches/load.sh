@@ -54,10 +54,12 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev
 
 # Memory the guest has never touched costs a hypervisor fault per page on first
 # write: tmpfs (and page-cache) writes to it ran at ~0.5 GB/s on our VM against
-# ~4 GB/s once touched, which made whichever case ran first look slow. Touching
-# the memory the cases will write first (then freeing it for them) measures intake,
-# not the hypervisor.
-WARM_MB=$(awk '/MemAvailable/ { m = int($2 / 1024 / 2); print (m < 6144 ? m : 6144) }' /proc/meminfo)
+# ~4 GB/s once touched, and the kernel hands out untouched pages again long after a
+# case has freed what it wrote, so runs slowed down one after the other. Touching
+# three quarters of the free memory first (then freeing it for the cases; ~40 s the
+# first time on a fresh VM, seconds after) measures intake, not the hypervisor.
+SHM_FREE_MB=$(df -m --output=avail "$SHM" | tail -1)
+WARM_MB=$(awk -v shm="$SHM_FREE_MB" '/MemAvailable/ { m = int($2 / 1024 * 3 / 4); if (m > shm - 1024) m = shm - 1024; print (m > 0 ? m : 0) }' /proc/meminfo)
 dd if=/dev/zero of="$SHM/warm" bs=1M count="$WARM_MB" status=none
 rm -f "$SHM/warm"
 
