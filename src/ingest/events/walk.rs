@@ -5,7 +5,8 @@
 //!
 //! The walk only says yes or "not on the fast path": any body it does not accept
 //! (malformed, not strict, over the events cap, a repeated batch field, nesting
-//! deeper than [`MAX_DEPTH`]) is read again by the serde path, which gives the
+//! deeper than [`MAX_DEPTH`], members under [`BYTES_PER_MEMBER`] bytes on average)
+//! is read again by the serde path, which gives the
 //! exact answer. So the walk must never accept what the serde path refuses; the
 //! property tests in `equivalence` hold it to that.
 
@@ -25,7 +26,7 @@ const BYTES_PER_MEMBER: usize = 16;
 const MAX_DEPTH: u32 = 128;
 
 /// Where a member of an object lies in the body: its key (quotes included) and its
-/// value's text. Offsets rather than slices keep a batch's table at 16 bytes a member.
+/// value's text. Offsets rather than slices keep a batch's table at 20 bytes a member.
 #[derive(Debug, Clone, Copy)]
 pub struct MemberSpan {
     key: (u32, u32),
