@@ -63,15 +63,16 @@ pub fn millis_text(t: OffsetDateTime) -> Option<[u8; 24]> {
     Some(out)
 }
 
-/// `received - (sent - happened)`, the client-clock correction Segment applies; `None`
-/// when the result is not an RFC 3339 time (out of range, or beyond year 9999).
+/// `received - (sent - happened)`, the client-clock correction Segment applies, with
+/// its text (which the range check produces anyway); `None` when the result is not an
+/// RFC 3339 time (out of range, or beyond year 9999).
 pub fn skew_corrected(
     received: OffsetDateTime,
     sent: OffsetDateTime,
     happened: OffsetDateTime,
-) -> Option<OffsetDateTime> {
+) -> Option<(OffsetDateTime, [u8; 24])> {
     let corrected = received.checked_sub(sent - happened)?;
-    millis_text(corrected).map(|_| corrected)
+    millis_text(corrected).map(|text| (corrected, text))
 }
 
 /// Parses the timestamp forms SDKs send: RFC 3339, other ISO-8601 forms with an

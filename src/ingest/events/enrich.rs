@@ -303,25 +303,22 @@ fn times<'a>(known: &Known<'_, 'a>, shared: &Shared<'_, 'a>) -> Result<Times<'a>
         }
     }
     let received = shared.facts.received_at;
+    // A time RFC 3339 cannot express falls back to receivedAt.
+    let received_text = || clock::millis_text(received).unwrap_or(*b"0000-01-01T00:00:00.000Z");
     let mut original_from_timestamp = false;
-    let corrected = match (sent_at, client_timestamp.or(original)) {
+    let timestamp = match (sent_at, client_timestamp.or(original)) {
         (Some(sent), Some(happened)) => {
             original_from_timestamp = original.is_none();
-            // `clock::skew_corrected`, whose range check the formatting below repeats
-            // (a time RFC 3339 cannot express falls back to receivedAt there too).
-            Some(received.checked_sub(sent - happened).unwrap_or(received))
+            Some(
+                clock::skew_corrected(received, sent, happened)
+                    .map_or_else(received_text, |(_, text)| text),
+            )
         }
         // No sentAt: a client timestamp is kept as sent (historical imports).
         (None, Some(_)) if client_timestamp.is_some() => None,
-        (None, Some(happened)) => Some(happened),
-        (_, None) => Some(received),
+        (None, Some(happened)) => Some(clock::millis_text(happened).unwrap_or_else(received_text)),
+        (_, None) => Some(received_text()),
     };
-    // A time RFC 3339 cannot express falls back to receivedAt.
-    let timestamp = corrected.map(|t| {
-        clock::millis_text(t)
-            .or_else(|| clock::millis_text(received))
-            .unwrap_or(*b"0000-01-01T00:00:00.000Z")
-    });
     Ok(Times {
         timestamp,
         original_from_timestamp,

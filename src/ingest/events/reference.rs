@@ -363,7 +363,7 @@ fn enrich(
             }
             Some(
                 clock::skew_corrected(facts.received_at, sent, happened)
-                    .unwrap_or(facts.received_at),
+                    .map_or(facts.received_at, |(t, _)| t),
             )
         }
         // No sentAt: a client timestamp is kept as sent (historical imports).
