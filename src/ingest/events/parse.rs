@@ -106,29 +106,25 @@ fn walked<'a>(
 /// path refuses those).
 fn walked_outer<'a>(text: &'a str, walk: &Walk) -> Option<(Outer<'a>, bool)> {
     let mut outer = Outer::default();
-    let mut seen = [false; 5];
+    let mut seen = [false; OUTER_FIELDS.len()];
     let mut batch_is_array = false;
     for span in &walk.top {
-        let value = span.value_text(text);
-        let (slot, field) = match span.key_text(text) {
-            "\"batch\"" => {
-                batch_is_array = value.starts_with('[');
-                if !batch_is_array && value != "null" {
-                    return None;
-                }
-                (0, None)
-            }
-            "\"sentAt\"" => (1, Some(&mut outer.sent_at)),
-            "\"context\"" => (2, Some(&mut outer.context)),
-            "\"integrations\"" => (3, Some(&mut outer.integrations)),
-            "\"writeKey\"" => (4, Some(&mut outer.write_key)),
-            _ => continue,
+        // Keys with escapes have left the walk: the text between the quotes is the key.
+        let key = span.key_text(text);
+        let Some(slot) = outer_field(&key[1..key.len() - 1]) else {
+            continue;
         };
         if std::mem::replace(&mut seen[slot], true) {
             return None;
         }
-        if let Some(field) = field {
-            *field = Some(value);
+        let value = span.value_text(text);
+        if slot == BATCH {
+            batch_is_array = value.starts_with('[');
+            if !batch_is_array && value != "null" {
+                return None;
+            }
+        } else {
+            *outer.text_field(slot) = Some(value);
         }
     }
     Some((outer, batch_is_array))
@@ -179,6 +175,29 @@ struct Outer<'a> {
     write_key: Option<&'a str>,
 }
 
+/// The batch-level fields, by slot; each may appear once.
+const OUTER_FIELDS: [&str; 5] = ["batch", "sentAt", "context", "integrations", "writeKey"];
+
+/// The slot of `batch` in [`OUTER_FIELDS`].
+const BATCH: usize = 0;
+
+/// The slot of a batch-level field, if `key` names one.
+fn outer_field(key: &str) -> Option<usize> {
+    OUTER_FIELDS.iter().position(|field| *field == key)
+}
+
+impl<'a> Outer<'a> {
+    /// Where the text of the batch-level field in `slot` (any but `batch`) goes.
+    fn text_field(&mut self, slot: usize) -> &mut Option<&'a str> {
+        match slot {
+            1 => &mut self.sent_at,
+            2 => &mut self.context,
+            3 => &mut self.integrations,
+            _ => &mut self.write_key,
+        }
+    }
+}
+
 fn outer(text: &str, max_events: usize) -> Result<Outer<'_>, IngestError> {
     let mut overflowed = false;
     // Read as text: the events' spans then need no UTF-8 check of their own.
@@ -221,42 +240,28 @@ impl<'de> Visitor<'de> for OuterVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outer<'de>, A::Error> {
         let mut outer = Outer::default();
-        let mut seen = [false; 5];
+        let mut seen = [false; OUTER_FIELDS.len()];
         while let Some(Key(key)) = map.next_key()? {
-            let (slot, name) = match &*key {
-                "batch" => (0, "batch"),
-                "sentAt" => (1, "sentAt"),
-                "context" => (2, "context"),
-                "integrations" => (3, "integrations"),
-                "writeKey" => (4, "writeKey"),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+            let Some(slot) = outer_field(&key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             };
             // A repeated batch-level field is ambiguous: refused, as serde refuses it.
             if std::mem::replace(&mut seen[slot], true) {
-                return Err(de::Error::duplicate_field(name));
+                return Err(de::Error::duplicate_field(OUTER_FIELDS[slot]));
             }
-            match slot {
-                0 => {
-                    outer.batch = map.next_value_seed(OptionalEvents {
-                        cap: self.cap,
-                        overflowed: self.overflowed,
-                    })?
-                }
-                1 => outer.sent_at = raw_text(map.next_value()?),
-                2 => outer.context = raw_text(map.next_value()?),
-                3 => outer.integrations = raw_text(map.next_value()?),
-                _ => outer.write_key = raw_text(map.next_value()?),
+            if slot == BATCH {
+                outer.batch = map.next_value_seed(OptionalEvents {
+                    cap: self.cap,
+                    overflowed: self.overflowed,
+                })?;
+            } else {
+                let raw: Option<&RawValue> = map.next_value()?;
+                *outer.text_field(slot) = raw.map(RawValue::get);
             }
         }
         Ok(outer)
     }
-}
-
-fn raw_text(raw: Option<&RawValue>) -> Option<&str> {
-    raw.map(RawValue::get)
 }
 
 /// `batch`: null, or an array of at most `cap` events.
