@@ -17,11 +17,16 @@
 # Ratios printed per concurrency: cpu = (e)/(a), durable = (c)/(b), p99 = (c)/(b),
 # dedup = (c)/(d); (f) in events/s; remote sinks against the durable baseline: (g)/(b)
 # and (h)/(b) at 32 connections, and (i) in events/s.
+# The disk's speed drifts from one case to the next (the baseline alone moved by 30 %
+# between runs), so (b) and (c) run as REPEAT adjacent pairs, b c b c …, and the
+# durable and p99 ratios are the median of the pairs' ratios, with their range.
 # Installs wrk, redis-server and nats-server from Debian's packages when missing.
-# Per-key request and event budgets are off for the run. Usage: benches/load.sh [seconds]
+# Per-key request and event budgets are off for the run.
+# Usage: benches/load.sh [seconds per case, 8] [durable pairs, 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-8}
+REPEAT=${2:-3}
 THREADS=1
 
 need() {
@@ -137,15 +142,17 @@ for C in 32 256; do
   record "a$C" "$(run_wrk "(a) bare hyper, -c$C" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
   stop_all
 
-  PORT=$(free_port)
-  ./target/release/examples/durable_hyper "127.0.0.1:$PORT" "$DISK/durable-$C.ndjson" 2>/dev/null & PIDS+=($!)
-  wait_port "$PORT"
-  record "b$C" "$(run_wrk "(b) durable baseline (fdatasync), -c$C" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
-  stop_all
+  for R in $(seq 1 "$REPEAT"); do
+    PORT=$(free_port)
+    ./target/release/examples/durable_hyper "127.0.0.1:$PORT" "$DISK/durable-$C.ndjson" 2>/dev/null & PIDS+=($!)
+    wait_port "$PORT"
+    record "b$C.$R" "$(run_wrk "(b) durable baseline (fdatasync), -c$C #$R" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
+    stop_all
 
-  start_intake "$DISK/log-$C" log
-  record "c$C" "$(run_wrk "(c) intake track, log sink on disk, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
-  stop_all
+    start_intake "$DISK/log-$C" log
+    record "c$C.$R" "$(run_wrk "(c) intake track, log sink on disk, -c$C #$R" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+    stop_all
+  done
 
   start_intake "$DISK/nodedup-$C" log "" "" INTAKE_DEDUP__WINDOW_SECS=0
   record "d$C" "$(run_wrk "(d) the same, dedup off, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
@@ -185,12 +192,18 @@ for row in "${RESULTS[@]}"; do
   printf '| %-46s | %10s | %8s | %8s | %7s |\n' "$name" "$rps" "$p50" "$p99" "$bad"
 done
 echo
+# pairs C COLUMN → one "baseline intake" line per durable pair
+pairs() { for R in $(seq 1 "$REPEAT"); do echo "$(field "b$1.$R" "$2") $(field "c$1.$R" "$2")"; done; }
+# median_ratio: reads "baseline intake" lines → "median (pairs min–max)" of intake/baseline
+median_ratio() { awk '{ printf "%.6f\n", $2 / $1 }' | sort -g | awk '{ r[NR] = $1 } END {
+  m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2; printf "%.2f (pairs %.2f–%.2f)", m, r[1], r[NR] }'; }
+median_col() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for C in 32 256; do
-  awk -v c="$C" -v a="$(field "a$C" 2)" -v b="$(field "b$C" 2)" -v cc="$(field "c$C" 2)" \
-      -v d="$(field "d$C" 2)" -v e="$(field "e$C" 2)" -v f="$(field "f$C" 2)" \
-      -v bp="$(field "b$C" 4)" -v cp="$(field "c$C" 4)" 'BEGIN {
-    printf "-c%s: cpu = (e)/(a) = %.2f; durable = (c)/(b) = %.2f; p99 (c)/(b) = %.1fx; dedup on/off = (c)/(d) = %.2f; batch = %.0f events/s\n",
-      c, e/a, cc/b, cp/bp, cc/d, 100*f }'
+  echo "-c$C: cpu = (e)/(a) = $(awk -v a="$(field "a$C" 2)" -v e="$(field "e$C" 2)" 'BEGIN { printf "%.2f", e/a }');" \
+    "durable = (c)/(b) = $(pairs "$C" 2 | median_ratio);" \
+    "p99 (c)/(b) = $(pairs "$C" 4 | median_ratio);" \
+    "dedup on/off = (c)/(d) = $(awk -v c="$(pairs "$C" 2 | awk '{print $2}' | median_col)" -v d="$(field "d$C" 2)" 'BEGIN { printf "%.2f", c/d }');" \
+    "batch = $(awk -v f="$(field "f$C" 2)" 'BEGIN { printf "%.0f", 100*f }') events/s"
 done
-awk -v g="$(field g 2)" -v h="$(field h 2)" -v i="$(field i 2)" -v b="$(field b32 2)" 'BEGIN {
+awk -v g="$(field g 2)" -v h="$(field h 2)" -v i="$(field i 2)" -v b="$(pairs 32 2 | awk '{print $1}' | median_col)" 'BEGIN {
   printf "-c32 remote sinks: Redis stream (g)/(b) = %.2f; NATS (h)/(b) = %.2f; NATS batch of 100 = %.0f events/s\n", g/b, h/b, 100*i }'
