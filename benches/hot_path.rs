@@ -204,7 +204,7 @@ fn group_commit_hand_off(c: &mut Criterion) {
     let mut group = c.benchmark_group("hand_off");
     group.throughput(Throughput::Elements(1));
     // The log sink's shape: a blocking thread takes each group and answers it.
-    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)));
+    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)), false);
     let queue = Arc::new(queue);
     runtime.spawn_blocking(move || {
         while let Some(first) = jobs.blocking_recv() {
@@ -217,7 +217,7 @@ fn group_commit_hand_off(c: &mut Criterion) {
         b.iter_custom(|iters| through_queue(&runtime, &queue, iters))
     });
     // The alternative: the writer as a tokio task.
-    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)));
+    let (queue, mut jobs) = Queue::new(Arc::new(StateCell::new(SinkState::Direct)), false);
     let queue = Arc::new(queue);
     runtime.spawn(async move {
         while let Some(first) = jobs.recv().await {

@@ -4,6 +4,7 @@
 //! parses the JSON again. All envelopes of a batch share one write key, so one
 //! workspace and connection.
 
+use super::dedup::{self, Fingerprint};
 use crate::model::Id;
 
 /// One request's envelopes.
@@ -20,6 +21,9 @@ pub struct Batch {
     /// Per envelope: end of its line in `lines`, end of its messageId in `ids`, and
     /// whether the id came from the sender (so a copy of it may arrive again).
     ends: Vec<(usize, usize, bool)>,
+    /// Per envelope, its dedup fingerprint, once `fingerprint` computed them (empty
+    /// before).
+    prints: Vec<Option<Fingerprint>>,
 }
 
 /// One envelope of a batch.
@@ -43,7 +47,22 @@ impl Batch {
             lines: Vec::with_capacity(bytes),
             ids: String::new(),
             ends: Vec::new(),
+            prints: Vec::new(),
         }
+    }
+
+    /// Computes every envelope's dedup fingerprint (`dedup::fingerprints`) now, on the
+    /// request's own task, so that the sink's single writer, which every request
+    /// waits on, only reads them.
+    pub fn fingerprint(&mut self) {
+        let prints = dedup::fingerprints(self).collect();
+        self.prints = prints;
+    }
+
+    /// The fingerprints `fingerprint` computed, one per envelope, if it was called
+    /// since the last envelope was added.
+    pub fn fingerprints(&self) -> Option<&[Option<Fingerprint>]> {
+        (!self.ends.is_empty() && self.prints.len() == self.ends.len()).then_some(&self.prints)
     }
 
     /// Makes room for `events` more envelopes' ids and ends (UUID-long ids), so that a
@@ -89,6 +108,14 @@ impl Batch {
                     Ok(())
                 });
             let Ok(()) = copied;
+        }
+        if self.fingerprints().is_some() {
+            kept.prints = self
+                .prints
+                .iter()
+                .zip(keep)
+                .filter_map(|(&print, &k)| k.then_some(print))
+                .collect();
         }
         *self = kept;
     }
@@ -161,5 +188,36 @@ mod tests {
         batch.retain(&[false, true]);
         assert_eq!(batch.lines(), b"{\"b\":2}\n");
         assert_eq!(batch.entries().next().unwrap().message_id, "m2");
+    }
+
+    #[test]
+    fn fingerprints_computed_early_are_those_the_writer_would_compute_and_follow_retain() {
+        let mut batch = Batch::new(1, 2, 64);
+        for (id, sender) in [("a", true), ("b", false), ("c", true)] {
+            batch
+                .push(id, sender, |buf| {
+                    buf.extend_from_slice(b"{}");
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+        }
+        assert_eq!(batch.fingerprints(), None);
+        let late: Vec<_> = dedup::fingerprints(&batch).collect();
+        batch.fingerprint();
+        assert_eq!(batch.fingerprints(), Some(&late[..]));
+        assert_eq!(late[1], None);
+        assert_eq!(dedup::fingerprints(&batch).collect::<Vec<_>>(), late);
+        batch.retain(&[false, true, true]);
+        assert_eq!(batch.fingerprints(), Some(&late[1..]));
+        assert_eq!(dedup::fingerprints(&batch).collect::<Vec<_>>(), &late[1..]);
+        // An envelope added afterwards makes the early ones stale: computed again.
+        batch
+            .push("d", true, |buf| {
+                buf.extend_from_slice(b"{}");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(batch.fingerprints(), None);
+        assert_eq!(dedup::fingerprints(&batch).count(), 3);
     }
 }

@@ -44,7 +44,7 @@ pub fn open(
     std::fs::create_dir_all(dir)?;
     let segments = Segments::new(dir.to_path_buf(), segment_bytes)?;
     let state = Arc::new(StateCell::new(SinkState::Direct));
-    let (queue, receiver) = Queue::new(state.clone());
+    let (queue, receiver) = Queue::new(state.clone(), window.is_some());
     let writer = Writer {
         segments,
         state,
@@ -98,7 +98,7 @@ impl Writer {
         match self.segments.append(group.buffers()) {
             Ok(()) => {
                 if let Some(window) = &mut self.window {
-                    self.runtime.block_on(window.record(&screened.kept));
+                    self.runtime.block_on(window.record(&screened));
                 }
                 self.retry_at = None;
                 self.backoff.reset();

@@ -105,17 +105,30 @@ impl Group {
 pub struct Queue {
     jobs: mpsc::Sender<Job>,
     state: Arc<StateCell>,
+    /// Whether requests compute their envelopes' dedup fingerprints before handing
+    /// them over (the writer screens against a window).
+    fingerprint: bool,
 }
 
 impl Queue {
     /// A queue and the receiver its writer drains; the writer updates `state`.
-    pub fn new(state: Arc<StateCell>) -> (Self, mpsc::Receiver<Job>) {
+    /// `fingerprint`: the writer deduplicates, so each request fingerprints its own
+    /// envelopes (in parallel) rather than leave it to the one writer.
+    pub fn new(state: Arc<StateCell>, fingerprint: bool) -> (Self, mpsc::Receiver<Job>) {
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
-        (Self { jobs, state }, receiver)
+        let queue = Self {
+            jobs,
+            state,
+            fingerprint,
+        };
+        (queue, receiver)
     }
 
     /// Hands `batch` to the writer and waits for the verdict.
-    pub async fn write(&self, batch: Batch) -> Result<Written, SinkError> {
+    pub async fn write(&self, mut batch: Batch) -> Result<Written, SinkError> {
+        if self.fingerprint {
+            batch.fingerprint();
+        }
         let (done, verdict) = oneshot::channel();
         self.jobs
             .send(Job::Write { batch, done })

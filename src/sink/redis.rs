@@ -124,6 +124,10 @@ impl RedisBackend {
 impl Backend for RedisBackend {
     const NAME: &'static str = "Redis";
 
+    fn deduplicates(&self) -> bool {
+        self.window.is_some()
+    }
+
     async fn send(&mut self, batches: &[&Batch]) -> Result<Vec<Written>, BackendError> {
         let Some(buckets) = self.window else {
             let lines = batches.iter().flat_map(|b| b.entries()).map(|e| e.line);

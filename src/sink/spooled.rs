@@ -64,6 +64,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Whether the backend takes writes (and is set up for them) now.
     fn probe(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Whether `send` deduplicates by fingerprint itself (so requests compute them).
+    fn deduplicates(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the spool in `dir` and starts the writer and the replayer on `tasks`. With
@@ -93,7 +98,8 @@ pub async fn open<B: Backend>(
         log: LogThrottle::new(LOG_PERIOD),
     };
     let replaying = tasks.spawn(replayer.run());
-    let (queue, receiver) = Queue::new(state.clone());
+    let fingerprint = window.is_some() || backend.deduplicates();
+    let (queue, receiver) = Queue::new(state.clone(), fingerprint);
     let writer = Writer {
         backend,
         spool,
@@ -144,7 +150,7 @@ impl<B: Backend> Writer<B> {
             self.store(group).await?
         };
         if let Some(window) = &mut self.window {
-            window.record(&screened.kept).await;
+            window.record(&screened).await;
         }
         let mut receipts = screened.receipts(group.writes.len());
         for (receipt, backend) in receipts.iter_mut().zip(written) {

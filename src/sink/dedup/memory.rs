@@ -4,36 +4,16 @@
 //! history is left). Rebuilt at start-up from the log segments, so that a restart
 //! does not forget. Owned by the sink's writer: no lock.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::path::Path;
 
-use super::{fingerprint, unix_now, Buckets, Fingerprint, FingerprintHasher};
+use super::{fingerprint, unix_now, Buckets, Fingerprint, FingerprintHasher, KeySet};
 use crate::sink::envelope::EnvelopeHead;
 
 /// The sets hold each fingerprint's keyed hash and hash it by identity: one
 /// SipHash per id instead of one per set looked in (eight in a full window).
-type Set = HashSet<u64, BuildHasherDefault<KeyIsHash>>;
-
-/// A hasher for keys that already are keyed hashes.
-#[derive(Default)]
-struct KeyIsHash(u64);
-
-impl Hasher for KeyIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
-    }
-}
+type Set = KeySet;
 
 /// Remembered ids on this node.
 pub struct MemoryWindow {
@@ -62,26 +42,39 @@ impl MemoryWindow {
         }
     }
 
+    /// The keyed hash `fingerprint` is kept under.
+    pub fn key(&self, fingerprint: Fingerprint) -> u64 {
+        self.keys.hash_one(fingerprint)
+    }
+
     /// Which of `fingerprints` are remembered at `now`.
     pub fn check(&mut self, fingerprints: &[Fingerprint], now: u64) -> Vec<bool> {
+        let keys: Vec<u64> = fingerprints.iter().map(|&p| self.key(p)).collect();
+        self.check_keys(&keys, now)
+    }
+
+    /// Which of the fingerprints keyed as `keys` (see `key`) are remembered at `now`.
+    pub fn check_keys(&mut self, keys: &[u64], now: u64) -> Vec<bool> {
         self.expire(now);
-        fingerprints
-            .iter()
-            .map(|print| {
-                let key = self.keys.hash_one(print);
-                self.sets.iter().any(|(_, set)| set.contains(&key))
-            })
+        keys.iter()
+            .map(|key| self.sets.iter().any(|(_, set)| set.contains(key)))
             .collect()
     }
 
     /// Remembers `fingerprints` as recorded at `now`.
     pub fn record(&mut self, fingerprints: &[Fingerprint], now: u64) {
-        self.record_at(fingerprints.iter().copied(), now);
+        let keys: Vec<u64> = fingerprints.iter().map(|&p| self.key(p)).collect();
+        self.record_keys(&keys, now);
+    }
+
+    /// Remembers the fingerprints keyed as `keys` (see `key`) as recorded at `now`.
+    pub fn record_keys(&mut self, keys: &[u64], now: u64) {
+        self.record_at(keys.iter().copied(), now);
         self.expire(now);
         self.publish(now);
     }
 
-    fn record_at(&mut self, fingerprints: impl Iterator<Item = Fingerprint>, at: u64) {
+    fn record_at(&mut self, keys: impl Iterator<Item = u64>, at: u64) {
         let bucket = self.buckets.at(at);
         let position = match self.sets.iter().rposition(|(b, _)| *b <= bucket) {
             Some(i) if self.sets[i].0 == bucket => i,
@@ -94,9 +87,9 @@ impl MemoryWindow {
                 0
             }
         };
-        let (keys, set) = (&self.keys, &mut self.sets[position].1);
-        for print in fingerprints {
-            if set.insert(keys.hash_one(print)) {
+        let set = &mut self.sets[position].1;
+        for key in keys {
+            if set.insert(key) {
                 self.entries += 1;
             }
         }
@@ -191,8 +184,8 @@ impl MemoryWindow {
                     continue;
                 }
                 if let Some(id) = head.message_id() {
-                    let print = fingerprint(head.connection_id, id);
-                    self.record_at(std::iter::once(print), received.min(now));
+                    let key = self.key(fingerprint(head.connection_id, id));
+                    self.record_at(std::iter::once(key), received.min(now));
                     loaded += 1;
                 }
             }

@@ -17,6 +17,8 @@
 pub mod memory;
 pub mod redis;
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -42,18 +44,49 @@ pub fn fingerprint(connection_id: Id, message_id: &str) -> Fingerprint {
 }
 
 /// Each envelope's fingerprint, in order; `None` for an id intake made up (never a
-/// duplicate, never remembered).
+/// duplicate, never remembered). Those the request's task computed already
+/// (`Batch::fingerprint`) are read back, not computed again.
 pub fn fingerprints(batch: &Batch) -> impl Iterator<Item = Option<Fingerprint>> + '_ {
-    batch.entries().map(|e| {
-        e.sender_id
-            .then(|| fingerprint(batch.connection_id, e.message_id))
-    })
+    let computed = batch.fingerprints();
+    batch
+        .entries()
+        .enumerate()
+        .map(move |(i, e)| match computed {
+            Some(prints) => prints[i],
+            None => e
+                .sender_id
+                .then(|| fingerprint(batch.connection_id, e.message_id)),
+        })
 }
 
-/// Keys fingerprints in the in-memory sets. Keyed per process (SipHash), not the
+/// Keys fingerprints in the window's hash sets. Keyed per process (SipHash), not the
 /// fingerprint itself: a sender who grinds messageIds whose fingerprints share their
 /// low bits must not be able to pile them into one probe sequence.
 pub type FingerprintHasher = std::hash::RandomState;
+
+/// A set of fingerprints' keyed hashes, hashed by identity: each id is SipHashed once
+/// per group, whatever looks it up (the group's own repeats, the in-memory buckets).
+pub type KeySet = HashSet<u64, BuildHasherDefault<KeyIsHash>>;
+
+/// A hasher for keys that already are keyed hashes.
+#[derive(Default)]
+pub struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
 
 /// Buckets per window: more means a tighter upper bound on how long an id stays,
 /// fewer means fewer sets to look in.
@@ -121,6 +154,9 @@ pub enum Store {
 /// Redis outage never slows the sink.
 pub struct Window {
     store: Store,
+    /// Keys fingerprints for the Redis store's group screening (the in-memory store
+    /// keys them itself, as its sets hold the keys).
+    keys: FingerprintHasher,
     skip_until: Option<std::time::Instant>,
     backoff: Backoff,
     log: LogThrottle,
@@ -137,6 +173,8 @@ pub struct Screened {
     pub duplicates: Vec<usize>,
     /// Fingerprints of the envelopes kept, to record once they are stored.
     pub kept: Vec<Fingerprint>,
+    /// Their keyed hashes, in the same order (what the in-memory window records).
+    kept_keys: Vec<u64>,
 }
 
 /// Screens a writer's group before it is stored; with deduplication off
@@ -168,6 +206,7 @@ impl Window {
     pub fn new(store: Store) -> Self {
         Self {
             store,
+            keys: FingerprintHasher::default(),
             skip_until: None,
             backoff: Backoff::new(PAUSE_FIRST, PAUSE_MAX),
             log: LogThrottle::new(Duration::from_secs(10)),
@@ -177,29 +216,32 @@ impl Window {
     /// Drops from `batches` every envelope whose id is remembered, and every repeat of
     /// an id within them (the first copy stays).
     pub async fn screen(&mut self, batches: &mut [&mut Batch]) -> Screened {
-        let fingerprints: Vec<Vec<Option<Fingerprint>>> = batches
+        let prints: Vec<Option<Fingerprint>> = batches
             .iter()
-            .map(|batch| fingerprints(batch).collect())
+            .flat_map(|batch| fingerprints(batch))
             .collect();
-        let asked: Vec<Fingerprint> = fingerprints.iter().flatten().flatten().copied().collect();
-        let mut seen = self.check(&asked).await.into_iter();
-        let mut in_group: std::collections::HashSet<Fingerprint, FingerprintHasher> =
-            std::collections::HashSet::with_capacity(asked.len());
+        let asked: Vec<Fingerprint> = prints.iter().flatten().copied().collect();
+        let keys: Vec<u64> = asked.iter().map(|&print| self.key(print)).collect();
+        let mut seen = self.check(&asked, &keys).await.into_iter();
+        let mut asked_keys = keys.iter().copied();
+        let mut in_group = KeySet::with_capacity_and_hasher(keys.len(), Default::default());
         let mut screened = Screened::default();
-        for (batch, prints) in batches.iter_mut().zip(&fingerprints) {
-            let keep: Vec<bool> = prints
-                .iter()
-                .map(|print| match print {
-                    Some(print) => !seen.next().unwrap_or(false) && in_group.insert(*print),
-                    None => true,
-                })
-                .collect();
-            screened.kept.extend(
-                prints
-                    .iter()
-                    .zip(&keep)
-                    .filter_map(|(print, &k)| print.filter(|_| k)),
-            );
+        let mut prints = prints.into_iter();
+        for batch in batches.iter_mut() {
+            let mut keep = Vec::with_capacity(batch.len());
+            for print in prints.by_ref().take(batch.len()) {
+                let Some(print) = print else {
+                    keep.push(true);
+                    continue;
+                };
+                let key = asked_keys.next().unwrap_or_default();
+                let fresh = !seen.next().unwrap_or(false) && in_group.insert(key);
+                if fresh {
+                    screened.kept.push(print);
+                    screened.kept_keys.push(key);
+                }
+                keep.push(fresh);
+            }
             screened
                 .duplicates
                 .push(keep.iter().filter(|&&k| !k).count());
@@ -208,14 +250,23 @@ impl Window {
         screened
     }
 
-    /// Which of `fingerprints` are remembered; none while the window is paused.
-    async fn check(&mut self, fingerprints: &[Fingerprint]) -> Vec<bool> {
+    /// The keyed hash of `print` the store's sets (or the group's screening) use.
+    fn key(&self, print: Fingerprint) -> u64 {
+        match &self.store {
+            Store::Memory(window) => window.key(print),
+            Store::Redis(_) => self.keys.hash_one(print),
+        }
+    }
+
+    /// Which of `fingerprints` (with their `keys`) are remembered; none while the
+    /// window is paused.
+    async fn check(&mut self, fingerprints: &[Fingerprint], keys: &[u64]) -> Vec<bool> {
         if fingerprints.is_empty() || self.paused() {
             return vec![false; fingerprints.len()];
         }
         let now = unix_now();
         let outcome = match &mut self.store {
-            Store::Memory(window) => Ok(window.check(fingerprints, now)),
+            Store::Memory(window) => Ok(window.check_keys(keys, now)),
             Store::Redis(window) => window.check(fingerprints, now).await,
         };
         match outcome {
@@ -227,18 +278,18 @@ impl Window {
         }
     }
 
-    /// Remembers ids whose envelopes the sink acknowledged.
-    pub async fn record(&mut self, fingerprints: &[Fingerprint]) {
-        if fingerprints.is_empty() || self.paused() {
+    /// Remembers the ids `screened` kept, once the sink acknowledged them.
+    pub async fn record(&mut self, screened: &Screened) {
+        if screened.kept.is_empty() || self.paused() {
             return;
         }
         let now = unix_now();
         let outcome = match &mut self.store {
             Store::Memory(window) => {
-                window.record(fingerprints, now);
+                window.record_keys(&screened.kept_keys, now);
                 Ok(())
             }
-            Store::Redis(window) => window.record(fingerprints, now).await,
+            Store::Redis(window) => window.record(&screened.kept, now).await,
         };
         match outcome {
             Ok(()) => {
@@ -327,7 +378,7 @@ mod tests {
         // Nothing is remembered before `record`.
         let mut again = batch(&[("x", true)]);
         assert_eq!(window.screen(&mut [&mut again]).await.duplicates, [0]);
-        window.record(&screened.kept).await;
+        window.record(&screened).await;
         let mut again = batch(&[("x", true), ("n", false)]);
         assert_eq!(window.screen(&mut [&mut again]).await.duplicates, [1]);
         assert_eq!(again.len(), 1);
