@@ -9,7 +9,7 @@
 #       for "200 means durable";
 #   (c) intake POST /v1/track, log sink on disk, default configuration (dedup on);
 #   (d) the same with dedup off (dedup.window_secs = 0);
-#   (e) intake POST /v1/track with its data dir on tmpfs (fsync free);
+#   (e) intake POST /v1/track with its data dir on tmpfs (fsync free), run before (b);
 #   (f) intake POST /v1/batch of 100 such events on tmpfs;
 # then, at 32 connections, the remote sinks (dedup on):
 #   (g) Redis stream sink (redis-server with AOF appendfsync always);
@@ -22,7 +22,8 @@
 # durable and p99 ratios are the median of the pairs' ratios, with their range.
 # Installs wrk, redis-server and nats-server from Debian's packages when missing.
 # Per-key request and event budgets are off for the run.
-# Usage: benches/load.sh [seconds per case, 8] [durable pairs, 3]
+# Usage: benches/load.sh [seconds per case, 8] [durable pairs, 3]; WARM_GB (6): the
+# memory written and freed on tmpfs before the batch case (see warm_memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-8}
@@ -57,16 +58,23 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
 
-# Memory the guest has never touched costs a hypervisor fault per page on first
+# Memory the guest has not touched lately costs a hypervisor fault per page on first
 # write: tmpfs (and page-cache) writes to it ran at ~0.5 GB/s on our VM against
-# ~4 GB/s once touched, and the kernel hands out untouched pages again long after a
-# case has freed what it wrote, so runs slowed down one after the other. Touching
-# three quarters of the free memory first (then freeing it for the cases; ~40 s the
-# first time on a fresh VM, seconds after) measures intake, not the hypervisor.
-SHM_FREE_MB=$(df -m --output=avail "$SHM" | tail -1)
-WARM_MB=$(awk -v shm="$SHM_FREE_MB" '/MemAvailable/ { m = int($2 / 1024 * 3 / 4); if (m > shm - 1024) m = shm - 1024; print (m > 0 ? m : 0) }' /proc/meminfo)
-dd if=/dev/zero of="$SHM/warm" bs=1M count="$WARM_MB" status=none
-rm -f "$SHM/warm"
+# ~4 GB/s once touched. This VM's balloon reports freed memory back to the host
+# (virtio-balloon free page reporting), so whatever a case frees is soon untouched
+# again: a warm-up at the start of the script had faded by the time the later tmpfs
+# cases ran. So the batch case, which writes ~5 GB, is preceded by writing and
+# deleting WARM_GB on tmpfs (a few seconds), and the tmpfs cases of a concurrency
+# run right after its bare server, before the disk cases fill the page cache. The
+# track case writes under 1 GB and runs without it: the host taking back 8 GB of
+# freed pages during the case cost it more than cold pages did.
+warm_memory() {
+  local free_mb want_mb
+  free_mb=$(df -m --output=avail "$SHM" | tail -1)
+  want_mb=$(awk -v shm="$free_mb" -v gb="${WARM_GB:-6}" '/MemAvailable/ { m = int($2 / 1024 * 3 / 4); if (m > gb * 1024) m = gb * 1024; if (m > shm - 1024) m = shm - 1024; print (m > 0 ? m : 0) }' /proc/meminfo)
+  dd if=/dev/zero of="$SHM/warm" bs=1M count="$want_mb" status=none
+  rm -f "$SHM/warm"
+}
 
 API_KEY=api_LoadBenchKey00000000000000000000000000000
 API_KEY=${API_KEY:0:44}
@@ -142,6 +150,15 @@ for C in 32 256; do
   record "a$C" "$(run_wrk "(a) bare hyper, -c$C" "$C" "http://127.0.0.1:$PORT/v1/track" "$DISK/track.json" "Basic eDo=")"
   stop_all
 
+  start_intake "$SHM/log-$C" log
+  record "e$C" "$(run_wrk "(e) intake track on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
+  stop_all
+
+  warm_memory
+  start_intake "$SHM/batch-$C" log
+  record "f$C" "$(run_wrk "(f) intake batch of 100 on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/batch" "$DISK/batch.json" "$AUTH")"
+  stop_all
+
   for R in $(seq 1 "$REPEAT"); do
     PORT=$(free_port)
     ./target/release/examples/durable_hyper "127.0.0.1:$PORT" "$DISK/durable-$C.ndjson" 2>/dev/null & PIDS+=($!)
@@ -158,13 +175,6 @@ for C in 32 256; do
   record "d$C" "$(run_wrk "(d) the same, dedup off, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
   stop_all
 
-  start_intake "$SHM/log-$C" log
-  record "e$C" "$(run_wrk "(e) intake track on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/track" "$DISK/track.json" "$AUTH")"
-  stop_all
-
-  start_intake "$SHM/batch-$C" log
-  record "f$C" "$(run_wrk "(f) intake batch of 100 on tmpfs, -c$C" "$C" "http://127.0.0.1:$INGEST/v1/batch" "$DISK/batch.json" "$AUTH")"
-  stop_all
 done
 
 REDIS=$(free_port)
