@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
 use http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use serde::de::DeserializeOwned;
 
 use super::error::AdminError;
@@ -15,6 +17,12 @@ use crate::model::Id;
 
 /// Largest admin request body (100 origins or allow-list entries fit with room).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Bytes of an oversized body read and dropped before its 413 (within the body
+/// timeout): a connection closed while the client is still sending is reset by the
+/// kernel, and the client then sees the reset instead of the answer. A body declared
+/// larger than this is answered at once.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
 
 /// A JSON object body deserialised into `T`.
 pub(crate) struct Body<T>(pub(crate) T);
@@ -34,15 +42,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Admin>> for Body<T> {
     type Rejection = AdminError;
 
     async fn from_request(request: Request, admin: &Arc<Admin>) -> Result<Self, AdminError> {
-        let limited = Limited::new(request.into_body(), MAX_BODY_BYTES);
-        let bytes = match tokio::time::timeout(admin.body_timeout, limited.collect()).await {
-            Err(_) => return Err(AdminError::RequestTimeout),
-            Ok(Err(error)) if error.is::<LengthLimitError>() => {
-                return Err(AdminError::PayloadTooLarge(MAX_BODY_BYTES))
-            }
-            Ok(Err(_)) => return Err(AdminError::BadRequest("the request body could not be read")),
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let bytes = read_body(request.into_body(), admin.body_timeout).await?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|_| AdminError::BadRequest("the body is not valid JSON"))?;
         if !value.is_object() {
@@ -51,6 +51,48 @@ impl<T: DeserializeOwned> FromRequest<Arc<Admin>> for Body<T> {
         serde_path_to_error::deserialize(value)
             .map(Body)
             .map_err(field_error)
+    }
+}
+
+/// The body, at most `MAX_BODY_BYTES`. A larger one is a 413, sent once the client has
+/// finished sending it (up to `DRAIN_BYTES`, read and dropped) so that it can read it.
+async fn read_body(
+    body: axum::body::Body,
+    timeout: std::time::Duration,
+) -> Result<Bytes, AdminError> {
+    let too_large = || AdminError::PayloadTooLarge(MAX_BODY_BYTES);
+    if body.size_hint().lower() > DRAIN_BYTES as u64 {
+        return Err(too_large());
+    }
+    let mut over = false;
+    let read = async {
+        let mut body = body;
+        let mut kept = Vec::new();
+        let mut seen = 0;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| AdminError::BadRequest("the request body could not be read"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen += data.len();
+            over = seen > MAX_BODY_BYTES;
+            if seen > DRAIN_BYTES {
+                return Err(too_large());
+            }
+            if !over {
+                kept.extend_from_slice(&data);
+            }
+        }
+        if over {
+            return Err(too_large());
+        }
+        Ok(Bytes::from(kept))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
+        Err(_) if over => Err(too_large()),
+        Err(_) => Err(AdminError::RequestTimeout),
     }
 }
 
