@@ -61,7 +61,7 @@ impl Batch {
 
     /// The fingerprints `fingerprint` computed, one per envelope, if it was called
     /// since the last envelope was added.
-    pub fn fingerprints(&self) -> Option<&[Option<Fingerprint>]> {
+    pub fn computed_fingerprints(&self) -> Option<&[Option<Fingerprint>]> {
         (!self.ends.is_empty() && self.prints.len() == self.ends.len()).then_some(&self.prints)
     }
 
@@ -109,7 +109,7 @@ impl Batch {
                 });
             let Ok(()) = copied;
         }
-        if self.fingerprints().is_some() {
+        if self.computed_fingerprints().is_some() {
             kept.prints = self
                 .prints
                 .iter()
@@ -201,14 +201,14 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!(batch.fingerprints(), None);
+        assert_eq!(batch.computed_fingerprints(), None);
         let late: Vec<_> = dedup::fingerprints(&batch).collect();
         batch.fingerprint();
-        assert_eq!(batch.fingerprints(), Some(&late[..]));
+        assert_eq!(batch.computed_fingerprints(), Some(&late[..]));
         assert_eq!(late[1], None);
         assert_eq!(dedup::fingerprints(&batch).collect::<Vec<_>>(), late);
         batch.retain(&[false, true, true]);
-        assert_eq!(batch.fingerprints(), Some(&late[1..]));
+        assert_eq!(batch.computed_fingerprints(), Some(&late[1..]));
         assert_eq!(dedup::fingerprints(&batch).collect::<Vec<_>>(), &late[1..]);
         // An envelope added afterwards makes the early ones stale: computed again.
         batch
@@ -217,7 +217,7 @@ mod tests {
                 Ok::<_, ()>(())
             })
             .unwrap();
-        assert_eq!(batch.fingerprints(), None);
+        assert_eq!(batch.computed_fingerprints(), None);
         assert_eq!(dedup::fingerprints(&batch).count(), 3);
     }
 }

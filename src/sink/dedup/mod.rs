@@ -47,7 +47,7 @@ pub fn fingerprint(connection_id: Id, message_id: &str) -> Fingerprint {
 /// duplicate, never remembered). Those the request's task computed already
 /// (`Batch::fingerprint`) are read back, not computed again.
 pub fn fingerprints(batch: &Batch) -> impl Iterator<Item = Option<Fingerprint>> + '_ {
-    let computed = batch.fingerprints();
+    let computed = batch.computed_fingerprints();
     batch
         .entries()
         .enumerate()
