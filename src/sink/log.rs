@@ -1,7 +1,8 @@
 //! The log sink: envelopes appended to NDJSON segment files under
 //! `<data_dir>/events/`, fsynced before a write returns. One writer (a blocking task)
 //! takes every request queued while the previous fsync ran and commits them with one
-//! fsync (group commit). Segments are rolled by size and never rewritten; each start
+//! fsync (group commit); it runs as a batch thread (`batch_thread`), so that a request
+//! waking it does not give up its core mid-request. Segments are rolled by size and never rewritten; each start
 //! opens a new segment, so a torn tail left by a crash is never appended to.
 //!
 //! With deduplication on, the writer screens each group against the window before it
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::batch_thread::BatchThread;
 use super::dedup::{screen_group, Window};
 use super::pace::{Backoff, LogThrottle};
 use super::queue::{refuse_rest, Group, Job, Queue};
@@ -72,6 +74,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        let _batch = BatchThread::enter();
         while let Some(first) = receiver.blocking_recv() {
             let mut group = Group::gather(first, || receiver.try_recv().ok(), GROUP_BYTES);
             let outcome = self.commit(&mut group);

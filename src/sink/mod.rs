@@ -6,11 +6,13 @@
 //! `Backend`s behind one spooled writer (`spooled`), which owns the local spool, its
 //! replay and the probe of the backend; `memory` is a test double reachable only
 //! through `app::start_with_sink`. `queue` groups concurrent requests for one writer,
-//! `segments` is the append-only file format the log and the spool share, `dedup` the
+//! `segments` is the append-only file format the log and the spool share,
+//! `batch_thread` the scheduling policy of the log's writer thread, `dedup` the
 //! messageId window every writer screens its groups against, and `lazy_redis` the
 //! Redis connection the stream backend and the dedup window open.
 
 pub mod batch;
+pub mod batch_thread;
 pub mod dedup;
 pub mod envelope;
 mod lazy_redis;
