@@ -10,8 +10,9 @@
 
 /// Holds the calling thread in `SCHED_BATCH` until dropped, then returns it to
 /// `SCHED_OTHER` (the writer runs on a tokio blocking-pool thread, which outlives it).
-/// Where the policy cannot be set (another OS, a sandbox that forbids it) nothing
-/// changes: it only costs throughput.
+/// Only an ordinary thread at nice 0 is changed: one an operator started otherwise
+/// (`chrt`, `nice`) keeps what it was given. Where the policy cannot be set (another
+/// OS, a sandbox that forbids it) nothing changes: it only costs throughput.
 pub struct BatchThread {
     entered: bool,
 }
@@ -19,9 +20,9 @@ pub struct BatchThread {
 impl BatchThread {
     /// Puts the calling thread in `SCHED_BATCH`.
     pub fn enter() -> Self {
-        let entered = set_policy(true);
+        let entered = ordinary_thread() && set_policy(true);
         if !entered {
-            tracing::debug!("the log writer runs as an ordinary thread (SCHED_BATCH refused)");
+            tracing::debug!("the log writer keeps its scheduling policy (not SCHED_BATCH)");
         }
         Self { entered }
     }
@@ -52,7 +53,7 @@ fn set_policy(batch: bool) -> bool {
         NormalThreadSchedulePolicy::Other
     };
     // Normal policies take static priority 0; the crate also sets the thread's nice
-    // value, here to 0, the default (a niced process may refuse it: the policy holds).
+    // value, here to 0, which it already is (see `ordinary_thread`).
     let priority = ThreadPriority::Os(ThreadPriorityOsValue::default());
     let set = set_thread_priority_and_policy(
         thread_native_id(),
@@ -62,10 +63,30 @@ fn set_policy(batch: bool) -> bool {
     set.is_ok() || current_policy_is(policy)
 }
 
+/// Whether the calling thread is `SCHED_OTHER` at nice 0, as tokio starts it.
+#[cfg(target_os = "linux")]
+fn ordinary_thread() -> bool {
+    current_policy_is(thread_priority::NormalThreadSchedulePolicy::Other) && nice() == Some(0)
+}
+
+/// The calling thread's nice value: field 19 of its `stat`, the 17th after the
+/// command name (which may hold spaces, so counting starts at its closing parenthesis).
+#[cfg(target_os = "linux")]
+fn nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let (_, fields) = stat.rsplit_once(')')?;
+    fields.split_whitespace().nth(16)?.parse().ok()
+}
+
 #[cfg(target_os = "linux")]
 fn current_policy_is(policy: thread_priority::NormalThreadSchedulePolicy) -> bool {
     thread_priority::thread_schedule_policy()
         .is_ok_and(|now| now == thread_priority::ThreadSchedulePolicy::Normal(policy))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ordinary_thread() -> bool {
+    false
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -84,21 +105,47 @@ mod tests {
     }
 
     #[test]
-    fn the_thread_is_batch_while_held_and_ordinary_after() {
+    fn an_ordinary_thread_is_batch_while_held_and_ordinary_after() {
         std::thread::spawn(|| {
-            let before = policy();
-            assert_eq!(
-                before,
-                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
-            );
+            let (before, nice_before) = (policy(), nice());
+            let ordinary = before
+                == ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+                && nice_before == Some(0);
             let held = BatchThread::enter();
-            assert!(held.entered(), "SCHED_BATCH needs no privilege on Linux");
-            assert_eq!(
-                policy(),
+            // SCHED_BATCH needs no privilege on Linux: refused only to a thread that an
+            // operator started as something else (then left as it is).
+            assert_eq!(held.entered(), ordinary);
+            let during = if ordinary {
                 ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch)
-            );
+            } else {
+                before
+            };
+            assert_eq!(policy(), during);
             drop(held);
             assert_eq!(policy(), before);
+            assert_eq!(nice(), nice_before);
+        })
+        .join()
+        .expect("the test thread");
+    }
+
+    #[test]
+    fn a_niced_thread_is_left_as_it_is() {
+        std::thread::spawn(|| {
+            let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+            // Raising a thread's nice value needs no privilege; Min is nice 19.
+            thread_priority::set_thread_priority_and_policy(
+                thread_priority::thread_native_id(),
+                thread_priority::ThreadPriority::Min,
+                other,
+            )
+            .expect("nice 19");
+            assert_eq!(nice(), Some(19));
+            let held = BatchThread::enter();
+            assert!(!held.entered());
+            assert_eq!(policy(), other);
+            drop(held);
+            assert_eq!((policy(), nice()), (other, Some(19)));
         })
         .join()
         .expect("the test thread");

@@ -2,8 +2,9 @@
 //! `<data_dir>/events/`, fsynced before a write returns. One writer (a blocking task)
 //! takes every request queued while the previous fsync ran and commits them with one
 //! fsync (group commit); it runs as a batch thread (`batch_thread`), so that a request
-//! waking it does not give up its core mid-request. Segments are rolled by size and never rewritten; each start
-//! opens a new segment, so a torn tail left by a crash is never appended to.
+//! waking it does not give up its core mid-request. Segments are rolled by size and
+//! never rewritten; each start opens a new segment, so a torn tail left by a crash is
+//! never appended to.
 //!
 //! With deduplication on, the writer screens each group against the window before it
 //! writes and records the ids it kept after the fsync (see `dedup`); a group that
