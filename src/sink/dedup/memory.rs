@@ -11,10 +11,6 @@ use std::path::Path;
 use super::{fingerprint, unix_now, Buckets, Fingerprint, FingerprintHasher, KeySet};
 use crate::sink::envelope::EnvelopeHead;
 
-/// The sets hold each fingerprint's keyed hash and hash it by identity: one
-/// SipHash per id instead of one per set looked in (eight in a full window).
-type Set = KeySet;
-
 /// Remembered ids on this node.
 pub struct MemoryWindow {
     /// Keys fingerprints per process, so that ids ground to share low bits do not
@@ -22,8 +18,10 @@ pub struct MemoryWindow {
     keys: FingerprintHasher,
     buckets: Buckets,
     max_entries: usize,
-    /// (bucket, ids recorded in it), oldest first.
-    sets: VecDeque<(u64, Set)>,
+    /// (bucket, ids recorded in it), oldest first; each id as its keyed hash, which
+    /// `KeySet` hashes by identity: one SipHash per id instead of one per set looked
+    /// in (eight in a full window).
+    sets: VecDeque<(u64, KeySet)>,
     entries: usize,
     /// The newest bucket the cap dropped, if any.
     dropped_through: Option<u64>,
@@ -79,11 +77,11 @@ impl MemoryWindow {
         let position = match self.sets.iter().rposition(|(b, _)| *b <= bucket) {
             Some(i) if self.sets[i].0 == bucket => i,
             Some(i) => {
-                self.sets.insert(i + 1, (bucket, Set::default()));
+                self.sets.insert(i + 1, (bucket, KeySet::default()));
                 i + 1
             }
             None => {
-                self.sets.push_front((bucket, Set::default()));
+                self.sets.push_front((bucket, KeySet::default()));
                 0
             }
         };
