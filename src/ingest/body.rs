@@ -4,7 +4,9 @@
 //! A compressed body may also inflate to at most [`MAX_INFLATE_RATIO`] times its wire
 //! size: real SDK batches compress 5–30×, bombs hundreds to thousands of times.
 
+use std::future::{poll_fn, Future};
 use std::io::Read;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,9 +58,15 @@ pub async fn read(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(max));
     }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
-        .await
-        .map_err(|_| IngestError::RequestTimeout)?;
+    // A body that arrived with its head (most do) is taken without starting a timer:
+    // creating and dropping one costs every request a trip to the runtime's timer.
+    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
+    let collected = match poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
+        Poll::Ready(collected) => collected,
+        Poll::Pending => tokio::time::timeout(timeout, collect)
+            .await
+            .map_err(|_| IngestError::RequestTimeout)?,
+    };
     let raw = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),

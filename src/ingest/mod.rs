@@ -153,7 +153,7 @@ async fn respond(
         ingest.body_timeout,
     )
     .await?;
-    ingest.metrics.body_bytes.increment(body.len() as u64);
+    ingest.metrics.body_bytes(body.len() as u64);
     let received_at_text = clock::MillisText::of(received_at);
 
     if route.is_webhook() {
@@ -166,7 +166,7 @@ async fn respond(
             received_at_text.as_str(),
         )?;
         let written = write_to_sink(ingest, batch).await?;
-        ingest.metrics.accepted.increment(1);
+        ingest.metrics.accepted(1);
         return Ok(answer::accepted_answer(1, &[], 0, written.duplicates));
     }
 
@@ -221,7 +221,7 @@ async fn deliver(
         ingest.metrics.rejected(code, count as u64);
     }
     let written = write_to_sink(ingest, outcome.batch).await?;
-    ingest.metrics.accepted.increment(outcome.accepted as u64);
+    ingest.metrics.accepted(outcome.accepted as u64);
     Ok(answer::accepted_answer(
         outcome.accepted,
         &outcome.rejected,
@@ -265,10 +265,7 @@ fn no_key() -> IngestError {
 async fn write_to_sink(ingest: &Ingest, batch: Batch) -> Result<Written, IngestError> {
     let started = Instant::now();
     let result = ingest.sink.write(batch).await;
-    ingest
-        .metrics
-        .sink_seconds
-        .record(started.elapsed().as_secs_f64());
+    ingest.metrics.sink_write(started.elapsed().as_secs_f64());
     match result {
         Ok(written) => {
             if written.duplicates > 0 {

@@ -82,6 +82,15 @@ async fn metrics_are_prometheus_text_with_bounded_labels() {
     assert!(metrics
         .keys()
         .any(|k| k.starts_with("intake_sink_write_duration_seconds_bucket")));
+    // Histograms: every sample in +Inf, as many as the count says.
+    let answered = get(r#"intake_http_request_duration_seconds_count{route="batch"}"#);
+    assert!(answered >= 1.0);
+    assert_eq!(
+        get(r#"intake_http_request_duration_seconds_bucket{route="batch",le="+Inf"}"#),
+        answered
+    );
+    assert!(get("intake_sink_write_duration_seconds_count") >= 1.0);
+    assert!(get("intake_sink_write_duration_seconds_sum") > 0.0);
     // No key, address or id ever appears.
     assert!(!text.contains(&key));
     assert!(!text.contains("127.0.0.1"));

@@ -1,15 +1,21 @@
 //! Logs and metrics. Logs: `tracing`, human-readable by default, JSON with
 //! `INTAKE_LOG_FORMAT=json`, level from `RUST_LOG` (default `info`). Metrics: the
 //! `metrics` facade with a Prometheus recorder rendered by the admin listener's
-//! `/metrics`. Names are constants here; the ingest hot path holds pre-registered
-//! handles (`IngestMetrics`) so that recording is an atomic add, not a registry lookup.
+//! `/metrics`. Names are constants here; the ingest hot path's per-request metrics
+//! are counted in per-thread shards (`shards`) and its rarer ones through
+//! pre-registered handles (`IngestMetrics`), so that recording is an atomic add, not a
+//! registry lookup.
 //! No label ever carries a key, an address or an id.
+
+pub mod shards;
 
 use std::sync::OnceLock;
 
-use metrics::{counter, gauge, histogram, Counter, Histogram};
+use metrics::{counter, gauge, Counter};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+
+use shards::{write_histogram, Shards, Total};
 
 /// Ingest requests by `route` and `status`.
 pub const REQUESTS: &str = "intake_http_requests_total";
@@ -109,17 +115,11 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Pre-registered handles for the ingest hot path.
+/// The ingest hot path's metrics: per-request ones in the shards, the rest through
+/// pre-registered handles.
 pub struct IngestMetrics {
-    requests: Vec<Counter>,
-    latency: Vec<Histogram>,
+    shards: &'static Shards,
     rejected: Vec<Counter>,
-    /// Events accepted.
-    pub accepted: Counter,
-    /// Body bytes.
-    pub body_bytes: Counter,
-    /// Sink latency.
-    pub sink_seconds: Histogram,
     /// Requests over a key's budget.
     pub limited_key: Counter,
     /// Requests over an address's budget.
@@ -132,25 +132,12 @@ impl IngestMetrics {
     /// Registers every handle (the recorder must be installed first).
     pub fn new() -> Self {
         metrics_handle();
-        let mut requests = Vec::new();
-        for route in ROUTES {
-            for status in STATUSES {
-                requests.push(counter!(REQUESTS, "route" => route, "status" => status.to_string()));
-            }
-        }
         Self {
-            requests,
-            latency: ROUTES
-                .iter()
-                .map(|route| histogram!(REQUEST_SECONDS, "route" => *route))
-                .collect(),
+            shards: Shards::global(),
             rejected: REJECT_REASONS
                 .iter()
                 .map(|reason| counter!(EVENTS_REJECTED, "reason" => *reason))
                 .collect(),
-            accepted: counter!(EVENTS_ACCEPTED),
-            body_bytes: counter!(BODY_BYTES),
-            sink_seconds: histogram!(SINK_SECONDS),
             limited_key: counter!(RATE_LIMITED, "scope" => "key"),
             limited_ip: counter!(RATE_LIMITED, "scope" => "ip"),
             deduplicated: counter!(EVENTS_DEDUPLICATED),
@@ -160,12 +147,22 @@ impl IngestMetrics {
     /// One answered request.
     pub fn request(&self, route: usize, status: u16, seconds: f64) {
         let status_index = STATUSES.iter().position(|s| *s == status).unwrap_or(11);
-        if let Some(counter) = self.requests.get(route * STATUSES.len() + status_index) {
-            counter.increment(1);
-        }
-        if let Some(histogram) = self.latency.get(route) {
-            histogram.record(seconds);
-        }
+        self.shards.request(route, status_index, seconds);
+    }
+
+    /// `count` events accepted.
+    pub fn accepted(&self, count: u64) {
+        self.shards.add_total(Total::Accepted, count);
+    }
+
+    /// A request body of `bytes` read.
+    pub fn body_bytes(&self, bytes: u64) {
+        self.shards.add_total(Total::BodyBytes, bytes);
+    }
+
+    /// One write to the sink took `seconds`.
+    pub fn sink_write(&self, seconds: f64) {
+        self.shards.sink_write(seconds);
     }
 
     /// `count` rejected events of one code.
@@ -234,10 +231,34 @@ pub fn record_admin_auth_failure() {
     counter!(ADMIN_AUTH_FAILURES).increment(1);
 }
 
-/// Sets the index's update age, then renders every metric (Prometheus text format).
+/// Sets the index's update age, then renders every metric (Prometheus text format):
+/// the registry's, after it has been handed the shards' counters, and the shards'
+/// histograms.
 pub fn render(index_update_age_seconds: f64) -> String {
     let handle = metrics_handle();
     gauge!(INDEX_UPDATE_AGE).set(index_update_age_seconds);
+    let shards = Shards::global();
+    for (route_index, route) in ROUTES.iter().enumerate() {
+        for (status_index, status) in STATUSES.iter().enumerate() {
+            let total = shards.requests(route_index, status_index);
+            counter!(REQUESTS, "route" => *route, "status" => status.to_string()).absolute(total);
+        }
+    }
+    counter!(EVENTS_ACCEPTED).absolute(shards.total(Total::Accepted));
+    counter!(BODY_BYTES).absolute(shards.total(Total::BodyBytes));
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&format!("# TYPE {REQUEST_SECONDS} histogram\n"));
+    for (route_index, route) in ROUTES.iter().enumerate() {
+        let labels = format!("route=\"{route}\"");
+        write_histogram(
+            &mut text,
+            REQUEST_SECONDS,
+            &labels,
+            &shards.latency(route_index),
+        );
+    }
+    text.push_str(&format!("# TYPE {SINK_SECONDS} histogram\n"));
+    write_histogram(&mut text, SINK_SECONDS, "", &shards.sink());
+    text
 }
