@@ -35,6 +35,21 @@ pub enum Total {
     BodyBytes,
 }
 
+impl Total {
+    /// Its cell in a shard.
+    fn cell(self) -> usize {
+        match self {
+            Total::Accepted => ACCEPTED_AT,
+            Total::BodyBytes => BODY_BYTES_AT,
+        }
+    }
+}
+
+/// The cell in a shard of the request counter of `route` and `status_index`.
+fn request_cell(route: usize, status_index: usize) -> usize {
+    REQUESTS_AT + route * STATUSES.len() + status_index
+}
+
 /// The per-thread counts of the ingest path's metrics.
 pub struct Shards {
     cells: Box<[AtomicU64]>,
@@ -67,10 +82,7 @@ impl Shards {
     /// One answered request: `route` indexes `ROUTES`, `status_index` `STATUSES`.
     pub fn request(&self, route: usize, status_index: usize, seconds: f64) {
         let base = shard_base();
-        self.add(
-            base + REQUESTS_AT + route * STATUSES.len() + status_index,
-            1,
-        );
+        self.add(base + request_cell(route, status_index), 1);
         self.observe(base + LATENCY_AT + route * HISTOGRAM_CELLS, seconds);
     }
 
@@ -81,24 +93,17 @@ impl Shards {
 
     /// Adds to a total.
     pub fn add_total(&self, total: Total, amount: u64) {
-        let at = match total {
-            Total::Accepted => ACCEPTED_AT,
-            Total::BodyBytes => BODY_BYTES_AT,
-        };
-        self.add(shard_base() + at, amount);
+        self.add(shard_base() + total.cell(), amount);
     }
 
     /// A request counter summed over the shards.
     pub fn requests(&self, route: usize, status_index: usize) -> u64 {
-        self.sum(REQUESTS_AT + route * STATUSES.len() + status_index)
+        self.sum(request_cell(route, status_index))
     }
 
     /// A total summed over the shards.
     pub fn total(&self, total: Total) -> u64 {
-        self.sum(match total {
-            Total::Accepted => ACCEPTED_AT,
-            Total::BodyBytes => BODY_BYTES_AT,
-        })
+        self.sum(total.cell())
     }
 
     /// The latency histogram of one route.
