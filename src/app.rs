@@ -224,23 +224,21 @@ impl Running {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down.
+/// Runs until SIGTERM or SIGINT, then shuts down. The handlers are installed before
+/// anything starts: a SIGTERM sent as soon as the listening line appears (a supervisor
+/// stopping a node that just started) must drain it, not kill it with the default
+/// action.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let running = start(settings).await?;
-    wait_for_signal().await?;
-    tracing::info!("shutdown signal received; draining");
-    running.stop().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let running = start(settings).await?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    tracing::info!("shutdown signal received; draining");
+    running.stop().await;
     Ok(())
 }
 
